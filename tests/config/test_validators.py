@@ -1,0 +1,76 @@
+"""The rendered configuration, checked by the services' own tools (promtool, amtool)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import render
+
+pytestmark = pytest.mark.config
+
+
+@pytest.fixture(scope="module")
+def tool():
+    def find(name: str) -> str:
+        exe = render.find_tool(name)
+        if exe is None:
+            pytest.fail(f"{name} not found: run `make tools`")
+        return exe
+
+    return find
+
+
+def test_validators_are_the_versions_the_stack_is_proven_with(tool):
+    assert "version 3.5.3" in subprocess.run([tool("promtool"), "--version"], capture_output=True, text=True).stdout
+    am = subprocess.run([tool("amtool"), "--version"], capture_output=True, text=True)
+    assert "version 0.33.1" in am.stdout + am.stderr
+
+
+def test_committed_config_is_fresh(root):
+    result = subprocess.run([sys.executable, "render.py", "--check", "--require-validators"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_promtool_accepts_the_prometheus_config_and_its_rules(root, tool):
+    result = subprocess.run([tool("promtool"), "check", "config", "prometheus/prometheus.yml"],
+                            cwd=root / "config", capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout and "rule files found" in result.stdout
+
+
+def test_promtool_accepts_every_rule_file(root, tool):
+    files = sorted(str(p) for p in (root / "config" / "prometheus" / "rules").glob("*.yml"))
+    assert files
+    result = subprocess.run([tool("promtool"), "check", "rules", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_amtool_accepts_the_alertmanager_config(root, tool):
+    result = subprocess.run([tool("amtool"), "check-config", "alertmanager/alertmanager.yml"],
+                            cwd=root / "config", capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_render_refuses_what_promtool_refuses_and_keeps_the_old_config(run_render, tool):
+    good = run_render()
+    assert good.code == 0
+    before = good.text("prometheus/prometheus.yml")
+    # Valid for the schema, invalid for Prometheus: a timeout longer than the interval.
+    result = run_render({"prometheus": {"scrape_interval": "5s", "scrape_timeout": "10s"}}, extra=["--require-validators"])
+    assert result.code == 1
+    assert "config/prometheus/prometheus.yml: promtool check config failed" in result.stderr
+    assert "scrape timeout greater than scrape interval" in result.stderr
+    assert good.text("prometheus/prometheus.yml") == before
+
+
+def test_render_refuses_what_amtool_refuses(run_render, tool):
+    # A label matcher Alertmanager cannot parse although it looks like one.
+    result = run_render({"alertmanager": {"inhibit_rules": [
+        {"source_matchers": ['severity=~"("'], "target_matchers": ['severity="warning"']}]}},
+        extra=["--require-validators"])
+    assert result.code == 1
+    assert "config/alertmanager/alertmanager.yml: amtool check-config failed" in result.stderr
