@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parent
 TEMPLATES = ROOT / "templates"
 SCHEMA = ROOT / "values.schema.json"
 DEFAULT_VALUES = ROOT / "values.yaml"
-# Compose mounts every secret file at /run/secrets/<name> (compose-spec secrets).
+# Compose copies each secret into the container as /run/secrets/<name>, readable there
+# only (compose/*.yml: secrets sourced from .env variables; file-sourced secrets are bind
+# mounts that keep the host file's owner and mode, which non-root services cannot read).
 SECRETS_MOUNT = "/run/secrets"
 SECRET_SUFFIX = "_secret"
 HEADER = (
@@ -316,14 +318,8 @@ def read_env(path: Path) -> dict[str, str]:
 ENV_EXAMPLE = ROOT / ".env.example"
 
 
-@dataclass
-class Secrets:
-    values: dict[str, str]  # secret name -> value
-    env_text: str | None  # new content for .env, or None when it needs no change
-
-
-def plan_secrets(values: dict, env_path: Path) -> Secrets:
-    """Values of every declared secret, from .env, and what .env must gain.
+def plan_secrets(values: dict, env_path: Path) -> str | None:
+    """Check that .env holds every declared secret; return its new text if it must change.
 
     A missing .env starts as a copy of .env.example. Secrets with `generate: true` get
     a strong random value when unset; every other declared secret must be present in
@@ -351,7 +347,7 @@ def plan_secrets(values: dict, env_path: Path) -> Secrets:
     users: dict[str, list[str]] = {}
     for where, name in secret_references(values):
         users.setdefault(name, []).append(dotted(where))
-    problems, out = [], {}
+    problems = []
     for name, spec in declared.items():
         var = spec["env"]
         if var not in env:
@@ -367,10 +363,9 @@ def plan_secrets(values: dict, env_path: Path) -> Secrets:
                 f"until it is set ({spec['description']})",
                 file=sys.stderr,
             )
-        out[name] = env[var]
     if problems:
         raise InputError(problems)
-    return Secrets(out, text if changed else None)
+    return text if changed else None
 
 
 def write_private(path: Path, text: str) -> None:
@@ -385,16 +380,6 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_secret_files(directory: Path, values: dict[str, str]) -> None:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    for name, value in sorted(values.items()):
-        target = directory / name
-        if not target.exists() or target.read_text(encoding="utf-8") != value:
-            write_private(target, value)
-        os.chmod(target, 0o600)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -606,10 +591,10 @@ def install_tree(fresh: Path, output: Path) -> None:
 
 
 def render(value_files: list[Path], output: Path, check: bool, env_file: Path,
-           secrets_dir: Path, require_validators: bool) -> int:
+           require_validators: bool) -> int:
     values, source = load_values(value_files)
     check_values(values, source)
-    planned = None if check else plan_secrets(values, env_file)
+    env_text = None if check else plan_secrets(values, env_file)
     output.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.new-"))
     try:
@@ -626,10 +611,9 @@ def render(value_files: list[Path], output: Path, check: bool, env_file: Path,
     finally:
         if fresh.exists():
             shutil.rmtree(fresh)
-    if planned.env_text is not None:
-        write_private(env_file, planned.env_text)
+    if env_text is not None:
+        write_private(env_file, env_text)
         print(f"render.py: wrote generated secrets to {display(env_file)}", file=sys.stderr)
-    write_secret_files(secrets_dir, planned.values)
     return 0
 
 
@@ -643,14 +627,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="render to a scratch directory and exit 1 if DIR differs")
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env", metavar="FILE",
                         help="secrets file, created with random values when missing (default: .env)")
-    parser.add_argument("--secrets-dir", type=Path, default=ROOT / "secrets", metavar="DIR",
-                        help="where secret files are written, mode 0600 (default: secrets/)")
     parser.add_argument("--require-validators", action="store_true",
                         help="fail when promtool or amtool is not installed instead of warning")
     args = parser.parse_args(argv)
     try:
         return render([DEFAULT_VALUES, *args.values], args.output.resolve(), args.check,
-                      args.env_file, args.secrets_dir, args.require_validators)
+                      args.env_file, args.require_validators)
     except InputError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)

@@ -34,7 +34,6 @@ class Result:
     stderr: str
     output: Path
     env_file: Path
-    secrets_dir: Path
 
     def text(self, name: str) -> str:
         return (self.output / name).read_text(encoding="utf-8")
@@ -57,11 +56,11 @@ def run_render(tmp_path: Path):
                 overlay = path
             args += ["--values", str(overlay)]
         out = output or tmp_path / "config"
-        env_file, secrets_dir = tmp_path / ".env", tmp_path / "secrets"
-        args += ["--output", str(out), "--env-file", str(env_file), "--secrets-dir", str(secrets_dir)]
+        env_file = tmp_path / ".env"
+        args += ["--output", str(out), "--env-file", str(env_file)]
         if check:
             args.append("--check")
         proc = subprocess.run([*args, *extra], capture_output=True, text=True, cwd=tmp_path)
-        return Result(proc.returncode, proc.stderr, out, env_file, secrets_dir)
+        return Result(proc.returncode, proc.stderr, out, env_file)
 
     return run

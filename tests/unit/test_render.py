@@ -251,13 +251,13 @@ def test_logstash_string_escapes_round_trip():
     assert unescaped.replace("\0", "\\") == raw
 
 
-def test_password_with_quotes_and_backslashes_reaches_its_secret_file_exactly(run_render, tmp_path):
+def test_password_with_quotes_and_backslashes_is_kept_in_env_and_out_of_the_output(run_render):
     password = 'p"a\'s s\\w#o$rd'
     first = run_render()
     env = first.env_file.read_text().replace("SMTP_PASSWORD=\n", f"SMTP_PASSWORD='{password}'\n")
     first.env_file.write_text(env)
     assert run_render().code == 0
-    assert (first.secrets_dir / "smtp_password").read_text() == password
+    assert render.read_env(first.env_file)["SMTP_PASSWORD"] == password
     for path in first.output.rglob("*"):
         if path.is_file():
             assert password not in path.read_text(), path
@@ -279,16 +279,21 @@ def test_first_render_creates_env_with_strong_random_secrets(run_render, values)
     assert len({env[var] for var in generated}) == len(generated)
 
 
-def test_secret_files_are_private_and_kept_across_renders(run_render, values):
+def test_generated_secrets_are_kept_across_renders(run_render):
     first = run_render()
-    assert stat.S_IMODE(first.secrets_dir.stat().st_mode) == 0o700
-    files = sorted(p.name for p in first.secrets_dir.iterdir())
-    assert files == sorted(values["secrets"])
-    for path in first.secrets_dir.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    token = (first.secrets_dir / "grafana_admin_password").read_text()
+    token = render.read_env(first.env_file)["GRAFANA_ADMIN_PASSWORD"]
     assert run_render().code == 0
-    assert (first.secrets_dir / "grafana_admin_password").read_text() == token
+    assert render.read_env(first.env_file)["GRAFANA_ADMIN_PASSWORD"] == token
+
+
+def test_an_existing_env_only_gains_missing_generated_secrets(run_render):
+    first = run_render()
+    text = first.env_file.read_text().replace("KIBANA_ENCRYPTION_KEY=", "OLD_KEY=")
+    first.env_file.write_text(text + "# my note\n")
+    assert run_render().code == 0
+    after = first.env_file.read_text()
+    assert after.startswith(text + "# my note\n")
+    assert len(render.read_env(first.env_file)["KIBANA_ENCRYPTION_KEY"]) >= 32
 
 
 def test_no_secret_value_lands_in_the_output(run_render, values):
@@ -311,7 +316,6 @@ def test_a_failed_render_writes_no_env_and_no_secrets(run_render, tmp_path):
     result = run_render(bad)
     assert result.code == 1
     assert not result.env_file.exists()
-    assert not result.secrets_dir.exists()
 
 
 def test_env_file_parsing_follows_compose_quoting(tmp_path):
