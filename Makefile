@@ -4,11 +4,14 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON := .venv/bin/python
-# Extra values files, later ones win: make render VALUES="a.yaml b.yaml"
+# Extra values files, later ones win: make up VALUES="tests/values/standins.yaml"
+# Use the same VALUES for render, check, up, reload and test.
 VALUES ?=
 VALUES_ARGS := $(foreach f,$(VALUES),--values $(f))
+export BUNDLE_VALUES := $(VALUES)
+COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools render check test test-unit test-config
+.PHONY: help venv tools render check up down ps logs reload clean test test-unit test-config test-live bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,20 +23,46 @@ help: ## list the targets
 
 venv: .venv/.installed ## create .venv with the pinned Python packages
 
-tools: ## fetch promtool and amtool (the versions the tests prove) into .tools/bin
+tools: ## fetch promtool and amtool (the versions CI proves) into .tools/bin (Debian, root)
 	scripts/fetch-tools.sh
 
-render: venv ## render values.yaml (+ VALUES overlays) into config/, validate, write secrets
+render: venv ## render values.yaml (+ VALUES) into config/ and validate; create .env on first use
 	$(PYTHON) render.py $(VALUES_ARGS)
 
 check: venv ## fail if config/ is stale, then validate it with promtool and amtool
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
+up: venv ## render + validate, then start the stack and wait until every service is healthy
+	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
+	scripts/up.sh
+
+down: ## stop the stack (volumes, and so all data, are kept)
+	$(COMPOSE) down --remove-orphans
+
+ps: ## show the stack's containers and their health
+	$(COMPOSE) ps --all
+
+logs: ## follow the logs of every service (make logs S=prometheus for one)
+	$(COMPOSE) logs --follow --tail 100 $(S)
+
+reload: venv ## render + validate, then make Prometheus and Alertmanager load it (no restart)
+	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
+	scripts/reload.sh
+
+clean: ## stop the stack and DELETE its volumes (all stored metrics, logs, traces)
+	$(COMPOSE) down --remove-orphans --volumes
+
 test-unit: venv ## render unit tests (no external tools)
 	$(PYTHON) -m pytest -m unit
 
-test-config: venv tools ## the real validators on rendered configs
+test-config: venv ## the real validators on the rendered config (needs make tools or Docker)
 	$(PYTHON) -m pytest -m config
 
-test: venv tools ## every test level that this machine can run
+test-live: venv ## smoke tests against the running stack (after make up)
+	$(PYTHON) -m pytest -m live
+
+test: venv ## every test: unit, config, and live against the running stack
 	$(PYTHON) -m pytest
+
+bench: venv ## print speed and memory figures (render, check, stack start, alert latency)
+	$(PYTHON) -m tests.bench

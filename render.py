@@ -430,6 +430,14 @@ def logstash_string(value: Any) -> str:
     return f'"{text}"'
 
 
+def to_env(value: Any) -> str:
+    """A value for a Compose .env file: single-quoted, so taken literally."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if "'" in text or "\n" in text:
+        raise ValueError(f"cannot be written to a Compose env file: {text!r}")
+    return f"'{text}'"
+
+
 def with_secret_files(node: Any) -> Any:
     """Turn every `<field>_secret: name` into `<field>_file: /run/secrets/name`."""
     if isinstance(node, dict):
@@ -472,6 +480,8 @@ def environment() -> jinja2.Environment:
         to_block_yaml=to_block_yaml,
         to_json=to_json,
         logstash_string=logstash_string,
+        to_env=to_env,
+        format_layer_file=lambda layer: f"compose/{layer}.yml",
         with_secret_files=with_secret_files,
         comment=comment,
     )
@@ -490,18 +500,18 @@ def template_names() -> list[str]:
 
 def render_tree(values: dict, target: Path) -> None:
     env = environment()
-    context = dict(
-        values,
-        values=values,
-        image=lambda service: image_ref(values, service),
-        enabled=lambda layer: layer == "core" or values["layers"][layer],
-    )
+
+    def enabled(layer: str) -> bool:
+        return layer == "core" or values["layers"][layer]
+
+    env.tests["enabled"] = enabled
+    context = dict(values, values=values, image=lambda service: image_ref(values, service), enabled=enabled)
     for name in template_names():
         template = env.get_template(name)
         header = HEADER.format(template=name)
         try:
             text = template.render(context, header=header)
-        except jinja2.TemplateError as exc:
+        except (jinja2.TemplateError, ValueError) as exc:
             raise InputError([f"templates/{name}: cannot render: {exc}"]) from None
         out = target / name.removesuffix(".j2")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -512,6 +522,7 @@ def render_tree(values: dict, target: Path) -> None:
 
 
 def find_tool(name: str) -> str | None:
+    """A local binary: $PROMTOOL / $AMTOOL, then .tools/bin (make tools), then PATH."""
     override = os.environ.get(name.upper())
     if override:
         return override
@@ -521,25 +532,44 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
+def docker_available() -> bool:
+    docker = shutil.which("docker")
+    return bool(docker) and subprocess.run(
+        [docker, "info"], capture_output=True, timeout=20).returncode == 0
+
+
+# (tool, image of values.images that ships it at /bin/<tool>, arguments)
 VALIDATORS = [
-    # (tool, arguments, file the problem belongs to)
-    ("promtool", ["check", "config", "prometheus/prometheus.yml"]),
-    ("amtool", ["check-config", "alertmanager/alertmanager.yml"]),
+    ("promtool", "prometheus", ["check", "config", "prometheus/prometheus.yml"]),
+    ("amtool", "alertmanager", ["check-config", "alertmanager/alertmanager.yml"]),
 ]
 
 
-def validate_tree(tree: Path, required: bool) -> None:
+def validator_command(tool: str, service: str, tree: Path, values: dict) -> list[str] | None:
+    """The local tool if there is one, else the same tool inside the pinned image."""
+    exe = find_tool(tool)
+    if exe:
+        return [exe]
+    if docker_available():
+        return ["docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}",
+                "-v", f"{tree}:/config:ro", "-w", "/config", "--entrypoint", f"/bin/{tool}",
+                image_ref(values, service)]
+    return None
+
+
+def validate_tree(tree: Path, values: dict, required: bool) -> None:
     problems = []
-    for tool, args in VALIDATORS:
-        exe = find_tool(tool)
-        if exe is None:
-            message = f"render.py: {tool} not found (run `make tools`); {args[-1]} was not validated"
+    for tool, service, args in VALIDATORS:
+        command = validator_command(tool, service, tree, values)
+        if command is None:
+            message = (f"render.py: neither {tool} (make tools) nor Docker is available; "
+                       f"{args[-1]} was not validated")
             if required:
                 problems.append(message)
             else:
-                print(f"{message}", file=sys.stderr)
+                print(message, file=sys.stderr)
             continue
-        result = subprocess.run([exe, *args], cwd=tree, capture_output=True, text=True)
+        result = subprocess.run([*command, *args], cwd=tree, capture_output=True, text=True)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()
             detail = " | ".join(line.strip() for line in output if line.strip() and "SUCCESS" not in line)
@@ -599,7 +629,7 @@ def render(value_files: list[Path], output: Path, check: bool, env_file: Path,
     fresh = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.new-"))
     try:
         render_tree(values, fresh)
-        validate_tree(fresh, require_validators)
+        validate_tree(fresh, values, require_validators)
         if check:
             stale = stale_files(fresh, output)
             for problem in stale:
@@ -628,7 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env", metavar="FILE",
                         help="secrets file, created with random values when missing (default: .env)")
     parser.add_argument("--require-validators", action="store_true",
-                        help="fail when promtool or amtool is not installed instead of warning")
+                        help="fail, rather than warn, when promtool or amtool cannot be run "
+                             "(neither in .tools/bin nor on PATH nor through Docker)")
     args = parser.parse_args(argv)
     try:
         return render([DEFAULT_VALUES, *args.values], args.output.resolve(), args.check,

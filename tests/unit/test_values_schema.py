@@ -73,15 +73,16 @@ def test_every_object_refuses_unknown_keys(schema):
 
 
 def test_every_key_of_values_yaml_has_a_comment_above_it(root):
-    """Top-level and second-level keys each have a comment line above them (entries of
-    `secrets` are documented by their own `description`)."""
+    """Top-level and second-level keys each have a comment line above them. Entries of
+    `secrets` carry their own `description`; `ports` and `memory` are plain maps of
+    service to number, explained once above the map."""
     lines = (root / "values.yaml").read_text().splitlines()
     undocumented, parent = [], None
     for i, line in enumerate(lines):
         top = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):", line)
         parent = top.group(1) if top else parent
         match = re.match(r"^(  )?([A-Za-z_][A-Za-z0-9_]*):", line)
-        if not match or (match.group(1) and parent == "secrets"):
+        if not match or (match.group(1) and parent in ("secrets", "ports", "memory")):
             continue
         above = lines[i - 1].strip() if i else ""
         if not above.startswith("#"):

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Put host copies of promtool and amtool, of exactly the versions the stand-in
+# images run, into .tools/bin/ (relative to the repo root). They come from Debian
+# forky's packages (apt-get download + dpkg-deb -x; nothing is installed) and are
+# static-enough Go binaries that need only libc, so they run on the bookworm host.
+#
+# Cached: exits at once when both binaries are present and report the pinned
+# versions. Fails loudly when Debian serves a different upstream version.
+set -euo pipefail
+
+PROMTOOL_VERSION=3.5.3        # Debian package: promtool (source prometheus)
+AMTOOL_VERSION=0.33.1         # Debian package: prometheus-alertmanager
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$here/lib.sh"
+
+bindir="$root/.tools/bin"
+
+# tool_version BIN -> prints the upstream version the binary reports, e.g. 3.5.3
+tool_version() {
+    "$1" --version 2>&1 | sed -n 's/^[a-z]* *, version \([0-9][0-9.]*\).*/\1/p' | head -n1
+}
+
+is_current() {
+    [ -x "$bindir/promtool" ] && [ -x "$bindir/amtool" ] \
+        && [ "$(tool_version "$bindir/promtool")" = "$PROMTOOL_VERSION" ] \
+        && [ "$(tool_version "$bindir/amtool")" = "$AMTOOL_VERSION" ]
+}
+
+if is_current; then
+    obs_log "cached: promtool $PROMTOOL_VERSION, amtool $AMTOOL_VERSION in .tools/bin"
+    exit 0
+fi
+
+obs_require_root
+obs_ensure_forky_source
+
+# Check what forky serves before downloading: the upstream part of the Debian
+# version (3.5.3+ds1-6 -> 3.5.3, 0.33.1-5 -> 0.33.1) must equal the pin.
+check_served() { # PKG EXPECTED
+    local deb upstream
+    deb=$(obs_forky_version "$1")
+    [ -n "$deb" ] || obs_die "Debian forky offers no package '$1'"
+    upstream=${deb#*:}
+    upstream=${upstream%%[+~-]*}
+    if [ "$upstream" != "$2" ]; then
+        obs_die "Debian forky serves $1 $deb (upstream $upstream), but this script pins $2; update the pin deliberately"
+    fi
+    printf '%s\n' "$deb"
+}
+promtool_deb=$(check_served promtool "$PROMTOOL_VERSION")
+amtool_deb=$(check_served prometheus-alertmanager "$AMTOOL_VERSION")
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(
+    cd "$work"
+    obs_log "apt-get download promtool=$promtool_deb prometheus-alertmanager=$amtool_deb"
+    apt-get -qq -o APT::Sandbox::User=root download "promtool=$promtool_deb" "prometheus-alertmanager=$amtool_deb" >/dev/null \
+        || obs_die "apt-get download failed"
+    for deb in ./*.deb; do dpkg-deb -x "$deb" extract; done
+)
+
+mkdir -p "$bindir"
+install -m 0755 "$work/extract/usr/bin/promtool" "$bindir/promtool.new"
+install -m 0755 "$work/extract/usr/bin/amtool" "$bindir/amtool.new"
+
+got_p=$(tool_version "$bindir/promtool.new")
+got_a=$(tool_version "$bindir/amtool.new")
+if [ "$got_p" != "$PROMTOOL_VERSION" ] || [ "$got_a" != "$AMTOOL_VERSION" ]; then
+    rm -f "$bindir/promtool.new" "$bindir/amtool.new"
+    obs_die "version mismatch: promtool reports '${got_p}' (want $PROMTOOL_VERSION), amtool reports '${got_a}' (want $AMTOOL_VERSION)"
+fi
+mv -f "$bindir/promtool.new" "$bindir/promtool"
+mv -f "$bindir/amtool.new" "$bindir/amtool"
+obs_log "installed .tools/bin/promtool $got_p and .tools/bin/amtool $got_a"
