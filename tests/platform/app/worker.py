@@ -1,4 +1,5 @@
-"""Celery worker with task metrics on :9808 (celery_task_duration_seconds, failures)."""
+"""Celery worker with task metrics on :9808 (celery_task_duration_seconds, failures).
+Run with --pool solo: tasks then run in the process that serves the metrics."""
 
 from __future__ import annotations
 

@@ -1,0 +1,107 @@
+"""Fixtures for the live smoke suite: the values the stack was rendered with, HTTP
+clients for its services, the notification sink and traffic on the demo platform."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import requests
+
+import render
+from stack import ROOT, containers, platform
+
+
+@pytest.fixture(scope="session")
+def overlays() -> list[Path]:
+    """The VALUES the stack was rendered with (the Makefile exports BUNDLE_VALUES)."""
+    return [ROOT / p for p in shlex.split(os.environ.get("BUNDLE_VALUES", ""))]
+
+
+@pytest.fixture(scope="session")
+def stack_values(overlays) -> dict:
+    values, _ = render.load_values([render.DEFAULT_VALUES, *overlays])
+    return values
+
+
+@pytest.fixture(scope="session")
+def running(stack_values) -> list[dict]:
+    found = [c for c in containers() if c["State"] == "running"]
+    if not found:
+        pytest.fail("the stack is not running: start it with `make up` (same VALUES as here)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def urls(stack_values, running) -> dict[str, str]:
+    host, ports = stack_values["bind_address"], stack_values["ports"]
+    return {name: f"http://{host}:{port}" for name, port in ports.items()}
+
+
+class Api:
+    def __init__(self, base: str):
+        self.base = base
+
+    def get(self, path: str, **params):
+        response = requests.get(self.base + path, params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body):
+        response = requests.post(self.base + path, json=body, timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def query(self, expr: str, **params) -> list:
+        return self.get("/api/v1/query", query=expr, **params)["data"]["result"]
+
+
+@pytest.fixture(scope="session")
+def prometheus(urls) -> Api:
+    return Api(urls["prometheus"])
+
+
+@pytest.fixture(scope="session")
+def alertmanager(urls) -> Api:
+    return Api(urls["alertmanager"])
+
+
+SINK = "http://127.0.0.1:18080"
+
+
+@pytest.fixture(scope="session")
+def sink() -> Callable[[], list[dict]]:
+    """Notifications the demo platform's sink has recorded so far."""
+    def records() -> list[dict]:
+        response = requests.get(f"{SINK}/records", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    try:
+        records()
+    except requests.RequestException:
+        pytest.fail("the notification sink is not running: start it with tests/platform/up.sh")
+    return records
+
+
+TRAFFIC = """
+import urllib.error, urllib.request
+for _ in range(3):
+    for method, path in [("GET", "/api/items/1"), ("GET", "/api/fail"), ("GET", "/nowhere"),
+                         ("POST", "/api/tasks/generate_document"), ("POST", "/api/tasks/broken_task")]:
+        try:
+            urllib.request.urlopen(urllib.request.Request("http://nginx" + path, method=method), timeout=5)
+        except urllib.error.HTTPError:
+            pass
+"""
+
+
+@pytest.fixture(scope="session")
+def traffic(running):
+    """Requests through nginx and Celery tasks on the demo platform, so that every series
+    the rules read exists (labelled counters appear only once incremented)."""
+    platform("exec", "-T", "api-gateway", "python3", "-c", TRAFFIC)
+    return True

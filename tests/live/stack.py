@@ -1,0 +1,60 @@
+"""Helpers of the live smoke suite: the stack's containers through Compose, their logs,
+and waits that have a deadline and show why they failed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "scripts" / "compose.sh"), *args], cwd=ROOT,
+                          capture_output=True, text=True, check=check)
+
+
+def containers() -> list[dict]:
+    out = compose("ps", "--all", "--format", "json").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def logs(*services: str, tail: int = 40) -> str:
+    return compose("logs", "--no-color", "--tail", str(tail), *services, check=False).stdout
+
+
+def wait_for(what: str, probe: Callable[[], object], timeout: float, interval: float = 1.0,
+             services: tuple[str, ...] = ()):
+    """Call probe until it returns something truthy; fail with the last error and the
+    logs of the services involved when the deadline passes or a container has exited."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+            if result:
+                return result
+            last = f"probe returned {result!r}"
+        except (requests.RequestException, AssertionError, KeyError, ValueError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        exited = [c["Service"] for c in containers()
+                  if c["Service"] in services and c["State"] != "running"]
+        if exited:
+            pytest.fail(f"{what}: {', '.join(exited)} stopped\n{logs(*exited)}")
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last})\n{logs(*services)}")
+
+
+def platform(*args: str) -> subprocess.CompletedProcess:
+    """docker compose on the demo platform (tests/platform/compose.yml)."""
+    return subprocess.run(["docker", "compose", "--env-file", str(ROOT / ".env"),
+                           "-f", str(ROOT / "tests" / "platform" / "compose.yml"), *args],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+
+

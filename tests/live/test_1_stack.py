@@ -1,0 +1,144 @@
+"""The running stack: containers healthy, every target up, every rule healthy, every
+metric an alert reads actually emitted, nothing published beyond the bind address."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import testinfra
+
+from stack import containers, logs, wait_for
+
+pytestmark = pytest.mark.live
+
+# Services the Compose files define; the stack must run each of them.
+SERVICES = ["prometheus", "alertmanager", "node-exporter", "postgres-exporter", "redis-exporter", "nginx-exporter"]
+
+
+@pytest.fixture(scope="module")
+def local():
+    return testinfra.get_host("local://")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_container_is_running_and_healthy(service, running, local):
+    found = [c for c in containers() if c["Service"] == service]
+    assert found, f"{service} is not part of the running stack"
+    container = found[0]
+    assert local.docker(container["Name"]).is_running, logs(service)
+    inspect = local.check_output("docker inspect --format '{{json .State.Health}}' %s", container["Name"])
+    if inspect != "null":  # images without a shell have no healthcheck (nginx-exporter)
+        wait_for(f"{service} healthy", lambda: [c for c in containers() if c["Service"] == service][0]["Health"] == "healthy",
+                 timeout=60, services=(service,))
+
+
+def scrape_jobs(values):
+    return [job["job_name"] for job in values["prometheus"]["scrape_configs"]
+            if job.get("layer", "core") == "core" or values["layers"][job["layer"]]]
+
+
+def test_every_job_of_the_values_is_scraped(prometheus, stack_values):
+    targets = prometheus.get("/api/v1/targets")["data"]["activeTargets"]
+    assert sorted({t["labels"]["job"] for t in targets}) == sorted(scrape_jobs(stack_values))
+
+
+def test_every_target_is_up(prometheus, stack_values):
+    def all_up():
+        targets = prometheus.get("/api/v1/targets")["data"]["activeTargets"]
+        down = [f"{t['labels']['job']} {t['scrapeUrl']}: {t['lastError']}" for t in targets if t["health"] != "up"]
+        assert not down, down
+        return True
+
+    wait_for("every target up", all_up, timeout=60)
+
+
+def rules(prometheus):
+    return [(group, rule) for group in prometheus.get("/api/v1/rules")["data"]["groups"] for rule in group["rules"]]
+
+
+def test_every_rule_group_is_evaluated_and_every_rule_healthy(prometheus):
+    def healthy():
+        found = rules(prometheus)
+        assert found
+        unevaluated = [g["name"] for g, _ in found if g["lastEvaluation"].startswith("0001")]
+        broken = [f"{r['name']}: {r.get('lastError')}" for _, r in found if r["health"] != "ok"]
+        assert not unevaluated and not broken, (unevaluated, broken)
+        return True
+
+    wait_for("every rule evaluated and healthy", healthy, timeout=60)
+
+
+def test_the_rendered_rules_are_the_ones_loaded(prometheus, root):
+    import yaml
+
+    loaded = sorted(r["name"] for _, r in rules(prometheus))
+    rendered = sorted(rule["alert"] for path in (root / "config/prometheus/rules").glob("*.yml")
+                      for group in (yaml.safe_load(path.read_text())["groups"] or []) for rule in group["rules"])
+    assert loaded == rendered
+
+
+KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+            "bool", "offset", "inf", "nan", "start", "end"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Names of the series an expression reads: identifiers that are not functions,
+    keywords, label names (inside {} or the lists after by/on/...) or durations."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\boffset\s+\S+|\b\d[\w.]*", "", text)
+    names = set()
+    for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+        name, rest = match.group(0), text[match.end():].lstrip()
+        if rest.startswith("(") or name in KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def test_metric_name_extraction():
+    expr = 'sum by (job) (rate(http_requests_total{status=~"5.."}[5m])) / on (job) max(up) > 5 and x_bucket offset 5m'
+    assert metric_names(expr) == {"http_requests_total", "up", "x_bucket"}
+
+
+def alert_expressions(prometheus):
+    return {r["name"] + "/" + r["labels"].get("severity", ""): r["query"] for _, r in rules(prometheus) if r["type"] == "alerting"}
+
+
+def test_every_alert_expression_runs(prometheus):
+    for name, expr in alert_expressions(prometheus).items():
+        prometheus.query(expr)  # raises on a query error
+
+
+def test_every_metric_an_alert_reads_is_emitted(prometheus, traffic):
+    wanted = sorted({m for expr in alert_expressions(prometheus).values() for m in metric_names(expr)})
+    assert "http_requests_total" in wanted and "node_filesystem_avail_bytes" in wanted
+
+    def all_present():
+        missing = [m for m in wanted if not prometheus.query(f'count({{__name__="{m}"}})')]
+        assert not missing, f"no series for {missing}"
+        return True
+
+    wait_for("every metric the alerts read", all_present, timeout=90, interval=3)
+
+
+def test_host_filesystems_are_the_hosts(prometheus):
+    """node_exporter sees the host's root filesystem (through --path.rootfs), not overlay."""
+    result = prometheus.query('node_filesystem_size_bytes{mountpoint="/"}')
+    assert result, "no root filesystem of the host"
+    assert all(r["metric"]["fstype"] != "overlay" for r in result)
+
+
+def test_published_ports_are_bound_to_the_bind_address_only(stack_values, running, local):
+    bind = stack_values["bind_address"]
+    published = [(c["Service"], p) for c in containers() for p in c["Publishers"] if p["PublishedPort"]]
+    assert published
+    for service, port in published:
+        assert port["URL"] == bind, (service, port)
+        assert local.socket(f"tcp://{bind}:{port['PublishedPort']}").is_listening, (service, port)
+        if bind != "0.0.0.0":
+            assert not local.socket(f"tcp://0.0.0.0:{port['PublishedPort']}").is_listening, (service, port)
+            assert not local.socket(f"tcp://:::{port['PublishedPort']}").is_listening, (service, port)

@@ -1,0 +1,84 @@
+"""Alerts travel to people: a fault on the demo platform reaches the receivers the
+routing tree chooses, its recovery too, and inhibition keeps the warning twin quiet."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+
+from stack import platform, wait_for
+
+pytestmark = pytest.mark.live
+
+
+def seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d)", duration))
+
+
+def notifications(records, path: str, alertname: str, status: str) -> list[dict]:
+    """Sink records at `path` that carry `alertname` with `status` (webhook or Slack JSON)."""
+    found = []
+    for rec in records:
+        body = rec["body"]
+        if rec["path"] != path or not isinstance(body, dict):
+            continue
+        if "alerts" in body:  # webhook
+            if body["status"] == status and any(a["labels"]["alertname"] == alertname for a in body["alerts"]):
+                found.append(rec)
+        elif "attachments" in body:  # Slack
+            title = " ".join(a.get("title", "") + a.get("fallback", "") for a in body["attachments"])
+            if f"[{status.upper()}" in title and alertname in title:
+                found.append(rec)
+    return found
+
+
+def emails(records, alertname: str) -> list[dict]:
+    return [r for r in records if r["kind"] == "email" and alertname in r["body"]["message"]]
+
+
+def test_email_receiver_delivers(sink):
+    wait_for("EmailProbe mail at the sink", lambda: emails(sink(), "EmailProbe"), timeout=90,
+             services=("alertmanager",))
+
+
+def test_redis_outage_reaches_on_call_and_resolves(sink, stack_values, alertmanager, prometheus, record_property):
+    requests.delete("http://127.0.0.1:18080/records", timeout=10)
+    prom, rule = stack_values["prometheus"], stack_values["alerts"]["RedisDown"]
+    bound = (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
+             + seconds(rule["for"]) + seconds(stack_values["alertmanager"]["route"]["group_wait"]))
+    started = time.time()
+    platform("stop", "redis")
+    try:
+        # Critical: the routing tree sends it to Slack, then (continue) to the webhook.
+        wait_for("RedisDown at oncall-slack",
+                 lambda: notifications(sink(), "/slack", "RedisDown", "firing"), timeout=bound + 60,
+                 services=("prometheus", "alertmanager"))
+        hits = wait_for("RedisDown at oncall-webhook",
+                        lambda: notifications(sink(), "/oncall", "RedisDown", "firing"), timeout=30)
+        latency = hits[0]["received"] - started
+        record_property("alert_latency_seconds", round(latency, 1))
+        record_property("alert_latency_bound_seconds", bound)
+        print(f"RedisDown reached the webhook {latency:.1f}s after Redis stopped (bound {bound:.0f}s)")
+
+        # The warning twin fires too, and the default inhibition mutes it.
+        warning = 'ALERTS{alertname="RedisDown",severity="warning",alertstate="firing"}'
+        wait_for("warning twin firing in Prometheus", lambda: prometheus.query(warning), timeout=30)
+
+        def inhibited():
+            alerts = alertmanager.get("/api/v2/alerts", filter='alertname="RedisDown"')
+            twin = [a for a in alerts if a["labels"]["severity"] == "warning"]
+            assert twin and twin[0]["status"]["inhibitedBy"], twin
+            return True
+
+        wait_for("warning twin inhibited in Alertmanager", inhibited, timeout=30)
+    finally:
+        platform("start", "redis")
+
+    wait_for("RedisDown resolved at oncall-webhook",
+             lambda: notifications(sink(), "/oncall", "RedisDown", "resolved"), timeout=bound + 60,
+             services=("prometheus", "alertmanager"))
+    assert not emails(sink(), "RedisDown"), "the inhibited warning reached ops-email"
