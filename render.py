@@ -271,6 +271,10 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
                 f"defined under alertmanager.receivers (defined: {', '.join(names)}){guess}"
             )
 
+    if values["layers"]["apm"] and not values["layers"]["logs"]:
+        problems.append(f"{source.where(('layers', 'apm'))}: layers.apm: APM Server writes to the "
+                        f"Elasticsearch of the logs layer; switch layers.logs on too")
+
     declared = sorted(values["secrets"])
     for where, name in secret_references(values):
         if name not in declared:
@@ -513,6 +517,10 @@ def render_tree(values: dict, target: Path) -> None:
             text = template.render(context, header=header)
         except (jinja2.TemplateError, ValueError) as exc:
             raise InputError([f"templates/{name}: cannot render: {exc}"]) from None
+        if text == "":
+            # A template that renders to nothing has no file: how a dashboard exists only
+            # while its layer is on (templates/grafana/dashboards/).
+            continue
         out = target / name.removesuffix(".j2")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")

@@ -15,6 +15,14 @@ if ! docker network inspect "$network" >/dev/null 2>&1; then
 fi
 
 if $compose up --detach --wait --wait-timeout "$timeout" --remove-orphans; then
+    # One-shot jobs that nothing depends on run after the rest is healthy: `up --wait`
+    # fails when such a job exits (https://github.com/docker/compose/issues/10596).
+    for job in $($compose --profile post-up config --services); do
+        if [ "$($compose config --services | grep -cx "$job")" = 0 ]; then
+            echo "running $job"
+            $compose --profile post-up run --rm --no-deps "$job"
+        fi
+    done
     $compose ps --format 'table {{.Service}}\t{{.Status}}'
     exit 0
 fi

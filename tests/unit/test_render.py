@@ -117,6 +117,8 @@ BAD_INPUTS = {
     "malformed matcher": ("alertmanager:\n  inhibit_rules:\n    - source_matchers: ['severity'] \n"
                           "      target_matchers: ['a=\"b\"']\n",
                           ":3: alertmanager.inhibit_rules[0].source_matchers[0]: expected a matcher"),
+    "apm without logs": ("layers:\n  logs: false\n  apm: true\n",
+                         ":3: layers.apm: APM Server writes to the Elasticsearch of the logs layer"),
     "undeclared secret": ("alertmanager:\n  smtp:\n    auth_password_secret: smtp_pasword\n",
                           ":3: alertmanager.smtp.auth_password_secret: secret 'smtp_pasword' is not declared "
                           "under secrets; did you mean 'smtp_password'?"),
