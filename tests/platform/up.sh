@@ -1,27 +1,12 @@
 #!/usr/bin/env bash
-# Start the demo platform the live tests watch, on the stack's app network.
-# Fills the secrets the platform and the default receivers need into .env when they
-# are empty: the receivers then deliver to the platform's notification sink.
+# Start the demo platform the live tests watch, on the stack's app network, after
+# `make up` (the notification sink also joins the stack's own network) and after
+# tests/platform/env.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [ -f .env ] || { echo ".env is missing: run make render first" >&2; exit 1; }
 
-set_if_empty() { # VAR VALUE
-    if grep -q "^$1=$" .env; then
-        sed -i "s|^$1=$|$1=$2|" .env
-        echo "tests/platform: set $1 in .env"
-    elif ! grep -q "^$1=" .env; then
-        echo "$1=$2" >>.env
-        echo "tests/platform: added $1 to .env"
-    fi
-}
-set_if_empty POSTGRES_EXPORTER_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
-set_if_empty SMTP_PASSWORD "unused-by-the-sink"
-set_if_empty SLACK_WEBHOOK_URL "http://sink:8080/slack"
-set_if_empty ONCALL_WEBHOOK_URL "http://sink:8080/oncall"
-
-network=$(sed -n "s/^APP_NETWORK='\(.*\)'$/\1/p" config/compose.env)
-docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
+setting() { sed -n "s/^$1='\(.*\)'$/\1/p" config/compose.env; }
 docker image inspect obsbundle-demo/platform:forky >/dev/null 2>&1 || tests/platform/build.sh
-APP_NETWORK=$network docker compose --env-file .env -f tests/platform/compose.yml \
-    up --detach --wait --wait-timeout 120
+APP_NETWORK=$(setting APP_NETWORK) STACK_NETWORK="$(setting COMPOSE_PROJECT_NAME)_default" \
+    docker compose --env-file .env -f tests/platform/compose.yml up --detach --wait --wait-timeout 120
