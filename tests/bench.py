@@ -26,10 +26,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "live"))
 
 import render  # noqa: E402
-from stack import compose, containers, platform  # noqa: E402
+from stack import SINK, compose, containers, platform  # noqa: E402
 
 OVERLAYS = shlex.split(os.environ.get("BUNDLE_VALUES", ""))
-SINK = "http://127.0.0.1:18080/records"
 
 
 def figure(name: str, value: float, unit: str, note: str = "") -> None:
@@ -87,13 +86,13 @@ def stack_figures() -> None:
     prom, rule = values["prometheus"], values["alerts"]["RedisDown"]
     bound = (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
              + seconds(rule["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))
-    requests.delete(SINK, timeout=10)
+    requests.delete(f"{SINK}/records", timeout=10)
     started = time.time()
     platform("stop", "redis")
     try:
         deadline = time.monotonic() + bound + 120
         while time.monotonic() < deadline:
-            hits = [r for r in requests.get(SINK, timeout=10).json()
+            hits = [r for r in requests.get(f"{SINK}/records", timeout=10).json()
                     if r["path"] == "/oncall" and "RedisDown" in str(r["body"])]
             if hits:
                 figure("alert_latency_seconds", hits[0]["received"] - started, "s",

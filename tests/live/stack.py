@@ -13,6 +13,8 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+# The demo platform's notification sink (tests/platform/app/sink.py), published on loopback.
+SINK = "http://127.0.0.1:18080"
 
 
 def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from stack import platform, wait_for
+from stack import SINK, platform, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -46,7 +46,7 @@ def test_email_receiver_delivers(sink):
 
 
 def test_redis_outage_reaches_on_call_and_resolves(sink, stack_values, alertmanager, prometheus, record_property):
-    requests.delete("http://127.0.0.1:18080/records", timeout=10)
+    requests.delete(f"{SINK}/records", timeout=10)
     prom, rule = stack_values["prometheus"], stack_values["alerts"]["RedisDown"]
     bound = (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
              + seconds(rule["for"]) + seconds(stack_values["alertmanager"]["route"]["group_wait"]))
