@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "live"))
 
 import render  # noqa: E402
-from stack import SINK, compose, containers, platform  # noqa: E402
+from stack import SINK, alert_bound, compose, containers, platform  # noqa: E402
 
 OVERLAYS = shlex.split(os.environ.get("BUNDLE_VALUES", ""))
 
@@ -59,11 +59,6 @@ def render_figures(scratch: Path) -> None:
            "make check: render + promtool + amtool, default values")
 
 
-def seconds(duration: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d)", duration))
-
-
 def stack_figures() -> None:
     values, _ = render.load_values([render.DEFAULT_VALUES, *(ROOT / p for p in OVERLAYS)])
     make_values = f"VALUES={' '.join(OVERLAYS)}"
@@ -83,9 +78,7 @@ def stack_figures() -> None:
                for line in stats if (m := re.match(r"([\d.]+)(B|KiB|MiB|GiB)", line.strip())))
     figure("idle_memory_mib", used, "MiB", f"{len(names)} containers of the stack")
 
-    prom, rule = values["prometheus"], values["alerts"]["RedisDown"]
-    bound = (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
-             + seconds(rule["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))
+    bound = alert_bound(values, "RedisDown")
     requests.delete(f"{SINK}/records", timeout=10)
     started = time.time()
     platform("stop", "redis")

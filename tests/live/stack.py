@@ -4,6 +4,7 @@ and waits that have a deadline and show why they failed."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -60,3 +61,17 @@ def platform(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, check=True)
 
 
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration (1h30m, 15s) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
+
+
+def alert_bound(values: dict, alert: str) -> float:
+    """How long an alert may take to reach a receiver: scrape_interval +
+    evaluation_interval + its `for` + the top route's group_wait."""
+    prom = values["prometheus"]
+    return (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
+            + seconds(values["alerts"][alert]["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))

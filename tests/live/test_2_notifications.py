@@ -3,20 +3,14 @@ routing tree chooses, its recovery too, and inhibition keeps the warning twin qu
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 import requests
 
-from stack import SINK, platform, wait_for
+from stack import SINK, alert_bound, platform, wait_for
 
 pytestmark = pytest.mark.live
-
-
-def seconds(duration: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d)", duration))
 
 
 def notifications(records, path: str, alertname: str, status: str) -> list[dict]:
@@ -47,9 +41,7 @@ def test_email_receiver_delivers(sink):
 
 def test_redis_outage_reaches_on_call_and_resolves(sink, stack_values, alertmanager, prometheus, record_property):
     requests.delete(f"{SINK}/records", timeout=10)
-    prom, rule = stack_values["prometheus"], stack_values["alerts"]["RedisDown"]
-    bound = (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
-             + seconds(rule["for"]) + seconds(stack_values["alertmanager"]["route"]["group_wait"]))
+    bound = alert_bound(stack_values, "RedisDown")
     started = time.time()
     platform("stop", "redis")
     try:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 import jinja2
 import pytest
-import yaml
 
 import render
 
