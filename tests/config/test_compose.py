@@ -1,0 +1,182 @@
+"""The Compose files, checked with `docker compose config` for every combination of
+layers, and statically for what the stack promises: pinned images, ports on the bind
+address, healthchecks, config files mounted where the commands read them, no
+credentials in any committed file."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.config
+
+LAYERS = ["dashboards", "logs", "tracing", "apm"]
+# APM Server writes to the logs layer's Elasticsearch.
+COMBINATIONS = [dict(zip(LAYERS, combo)) for combo in itertools.product([False, True], repeat=4)
+                if not (combo[3] and not combo[1])]
+# Images without any tool to run a check with (FROM scratch), documented in compose/core.yml.
+NO_HEALTHCHECK = {"nginx-exporter"}
+
+
+def compose_config(root: Path, env_dir: Path) -> dict:
+    if not shutil.which("docker"):
+        pytest.fail("docker (with the compose plugin) is needed: see scripts/provision-docker.sh")
+    result = subprocess.run(["docker", "compose", "--env-file", str(env_dir / "config" / "compose.env"),
+                             "--env-file", str(env_dir / ".env"), "config", "--format", "json"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered(root, tmp_path_factory):
+    """Each combination of layers rendered (with a generated .env), and its resolved Compose model."""
+    import sys
+
+    out = {}
+    for layers in COMBINATIONS:
+        name = "+".join(k for k, v in layers.items() if v) or "core"
+        work = tmp_path_factory.mktemp(name)
+        overlay = work / "layers.yaml"
+        overlay.write_text(yaml.safe_dump({"layers": layers}))
+        result = subprocess.run([sys.executable, "render.py", "--values", str(overlay), "--output",
+                                 str(work / "config"), "--env-file", str(work / ".env")],
+                                cwd=root, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        out[name] = (layers, compose_config(root, work))
+    return out
+
+
+def test_every_layer_combination_is_a_valid_compose_project(rendered):
+    assert len(rendered) == 12
+    expected = {"core": {"prometheus", "alertmanager", "node-exporter", "postgres-exporter",
+                         "redis-exporter", "nginx-exporter"},
+                "dashboards": {"grafana"}, "tracing": {"jaeger"}, "logs": {"elasticsearch", "logstash", "kibana"},
+                "apm": {"apm-server"}}
+    for name, (layers, model) in rendered.items():
+        services = set(model["services"])
+        assert expected["core"] <= services, name
+        for layer in LAYERS:
+            assert (expected[layer] <= services) == layers[layer], (name, layer)
+
+
+@pytest.fixture(scope="module")
+def full(rendered):
+    return rendered["dashboards+logs+tracing+apm"][1]
+
+
+def long_running(model):
+    return {name: s for name, s in model["services"].items() if s.get("restart") != "no"}
+
+
+def test_images_are_the_pinned_ones_from_values(full, values):
+    from render import image_ref
+
+    wanted = {image_ref(values, k) for k in values["images"] if k != "registry"}
+    for name, service in full["services"].items():
+        assert service["image"] in wanted, (name, service["image"])
+        assert not service["image"].endswith(":latest")
+
+
+def test_compose_files_name_no_image_themselves(root):
+    for path in sorted((root / "compose").glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if re.match(r"\s*image:", line):
+                assert re.fullmatch(r"\s*image: \$\{[A-Z_]+_IMAGE:\?[^}]*\}", line), (path.name, line)
+
+
+def test_every_published_port_is_on_the_bind_address(full, values):
+    for name, service in full["services"].items():
+        for port in service.get("ports", []):
+            assert port.get("host_ip") == values["bind_address"], (name, port)
+
+
+def test_every_long_running_service_has_a_healthcheck(full):
+    for name, service in long_running(full).items():
+        if name in NO_HEALTHCHECK:
+            assert "healthcheck" not in service
+            continue
+        check = service.get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), name
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_dependencies_wait_for_health_or_completion(full):
+    for name, service in full["services"].items():
+        for dependency, spec in service.get("depends_on", {}).items():
+            assert spec["condition"] in ("service_healthy", "service_completed_successfully"), (name, dependency)
+
+
+def test_state_lives_in_named_volumes_and_services_restart(full):
+    for name, service in long_running(full).items():
+        assert service["restart"] == "unless-stopped", name
+        assert service.get("mem_limit"), name
+        assert service["logging"]["options"]["max-size"], name
+    volumes = {v["target"]: v["source"] for s in full["services"].values() for v in s.get("volumes", [])
+               if v["type"] == "volume"}
+    for path in ["/prometheus", "/alertmanager", "/var/lib/grafana", "/usr/share/elasticsearch/data",
+                 "/usr/share/logstash/data", "/badger"]:
+        assert path in volumes, path
+
+
+def test_config_files_are_mounted_where_the_commands_read_them(full, root):
+    """Every bind-mounted config path exists, and every /etc/... path a command or
+    environment names resolves to a rendered file through those mounts."""
+    checked = 0
+    for name, service in full["services"].items():
+        binds = [(Path(v["source"]), v["target"]) for v in service.get("volumes", []) if v["type"] == "bind"]
+        mounts = {target: source for source, target in binds if str(source).startswith(str(root / "config"))}
+        for source in mounts.values():
+            assert source.exists(), (name, source)
+        words = " ".join(service.get("command") or []) + " " + " ".join(
+            str(v) for v in (service.get("environment") or {}).values())
+        for path in re.findall(r"(/(?:etc|usr/share/\w+/(?:config|pipeline))/[\w./-]+\.(?:yml|yaml|conf|sh))", words):
+            hits = [src / Path(path).relative_to(tgt) for tgt, src in mounts.items()
+                    if path == tgt or path.startswith(tgt.rstrip("/") + "/")]
+            hits += [src for tgt, src in mounts.items() if path == tgt]
+            assert any(h.is_file() for h in hits), (name, path)
+            checked += 1
+    assert checked >= 3
+
+
+SECRETISH = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|APIKEY|API_KEY", re.I)
+
+
+def test_no_credentials_in_committed_files(root, values):
+    """Secret-looking settings in the Compose files only ever reference .env or a secret file."""
+    for path in sorted((root / "compose").glob("*.yml")):
+        data = yaml.safe_load(path.read_text())
+        for name, service in (data.get("services") or {}).items():
+            env = service.get("environment") or {}
+            items = env.items() if isinstance(env, dict) else (e.split("=", 1) for e in env)
+            for key, value in items:
+                if SECRETISH.search(key):
+                    assert re.fullmatch(r"\$\{[A-Z_]+[^}]*\}|/run/secrets/\w+", str(value)), (path.name, name, key)
+    example = (root / ".env.example").read_text()
+    assert not re.search(r"(?m)^[A-Z_]+=.+$", example), ".env.example must hold no values"
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split()
+    assert ".env" not in tracked
+
+
+def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
+    """The secrets this checkout actually uses (.env, when present) are nowhere in the
+    files Compose and the services read."""
+    import render
+
+    env = root / ".env"
+    if not env.exists():
+        pytest.skip("no .env here yet: make render creates it")
+    secrets = [v for v in render.read_env(env).values() if len(v) >= 8]
+    assert secrets
+    for path in [*(root / "config").rglob("*"), *(root / "compose").glob("*.yml")]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            leaked = [s[:4] + "..." for s in secrets if s in text]
+            assert not leaked, (str(path.relative_to(root)), leaked)
