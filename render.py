@@ -566,18 +566,29 @@ def validator_command(tool: str, service: str, tree: Path, values: dict) -> list
 
 
 def validate_tree(tree: Path, values: dict, required: bool) -> None:
+    """Run each validator on the rendered tree. A validator that cannot run at all is a
+    warning, or a problem when `required`; a validator that refuses a file is a problem."""
     problems = []
+
+    def unavailable(message: str) -> None:
+        if required:
+            problems.append(message)
+        else:
+            print(message, file=sys.stderr)
+
     for tool, service, args in VALIDATORS:
         command = validator_command(tool, service, tree, values)
         if command is None:
-            message = (f"render.py: neither {tool} (make tools) nor Docker is available; "
-                       f"{args[-1]} was not validated")
-            if required:
-                problems.append(message)
-            else:
-                print(message, file=sys.stderr)
+            unavailable(f"render.py: neither {tool} (make tools) nor Docker is available; "
+                        f"{args[-1]} was not validated")
             continue
         result = subprocess.run([*command, *args], cwd=tree, capture_output=True, text=True)
+        if command[0] == "docker" and result.returncode == 125:
+            # docker itself failed (e.g. the image cannot be pulled): no verdict on the file.
+            reason = next((line for line in result.stderr.splitlines() if "Error" in line), "docker failed")
+            unavailable(f"render.py: cannot run {tool} from {command[-1]} ({reason}); "
+                        f"{args[-1]} was not validated (make tools)")
+            continue
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()
             detail = " | ".join(line.strip() for line in output if line.strip() and "SUCCESS" not in line)
