@@ -271,6 +271,13 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
                 f"defined under alertmanager.receivers (defined: {', '.join(names)}){guess}"
             )
 
+    for service in ("elasticsearch", "logstash"):
+        heap, limit = values[service]["heap"], values["memory"][service]
+        if mebibytes(heap) >= mebibytes(limit):
+            where = (service, "heap")
+            problems.append(f"{source.where(where)}: {dotted(where)}: a heap of {heap} does not fit in the "
+                            f"container's memory.{service} of {limit}; expected less (about half)")
+
     if values["layers"]["apm"] and not values["layers"]["logs"]:
         problems.append(f"{source.where(('layers', 'apm'))}: layers.apm: APM Server writes to the "
                         f"Elasticsearch of the logs layer; switch layers.logs on too")
@@ -284,6 +291,11 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
                 f"{source.where(where)}: {dotted(where)}: secret '{name}' is not declared under secrets{guess}"
             )
     return problems
+
+
+def mebibytes(size: str) -> int:
+    """512m -> 512, 2g -> 2048 (the schema allows only these forms for heaps and limits)."""
+    return int(size[:-1]) * (1024 if size[-1] == "g" else 1)
 
 
 def check_values(values: dict, source: Source) -> None:

@@ -115,6 +115,9 @@ BAD_INPUTS = {
     "malformed matcher": ("alertmanager:\n  inhibit_rules:\n    - source_matchers: ['severity'] \n"
                           "      target_matchers: ['a=\"b\"']\n",
                           ":3: alertmanager.inhibit_rules[0].source_matchers[0]: expected a matcher"),
+    "heap larger than the container": ("elasticsearch:\n  heap: 4g\n",
+                                       ":2: elasticsearch.heap: a heap of 4g does not fit in the container's "
+                                       "memory.elasticsearch of 2g"),
     "apm without logs": ("layers:\n  logs: false\n  apm: true\n",
                          ":3: layers.apm: APM Server writes to the Elasticsearch of the logs layer"),
     "undeclared secret": ("alertmanager:\n  smtp:\n    auth_password_secret: smtp_pasword\n",
