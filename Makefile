@@ -11,7 +11,8 @@ VALUES_ARGS := $(foreach f,$(VALUES),--values $(f))
 export BUNDLE_VALUES := $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools render check up down ps logs reload clean test test-unit test-config test-live bench
+.PHONY: help venv tools render check up down ps logs reload clean test test-unit test-config test-live \
+	test-instrumentation bench bench-instrumentation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +23,13 @@ help: ## list the targets
 	touch $@
 
 venv: .venv/.installed ## create .venv with the pinned Python packages
+
+# The reference instrumentation has its own environment: the app-side packages
+# (FastAPI, Celery, OpenTelemetry, ...) that render.py and the tests of the stack do not need.
+instrumentation/.venv/.installed: instrumentation/requirements-test.txt instrumentation/pyproject.toml
+	python3 -m venv instrumentation/.venv
+	instrumentation/.venv/bin/pip install --quiet --disable-pip-version-check -r instrumentation/requirements-test.txt
+	touch $@
 
 tools: ## fetch promtool and amtool (the versions CI proves) into .tools/bin (Debian, root)
 	scripts/fetch-tools.sh
@@ -61,8 +69,14 @@ test-config: venv ## the real validators on the rendered config (needs make tool
 test-live: venv ## smoke tests against the running stack (after make up)
 	$(PYTHON) -m pytest -m live
 
-test: venv ## every test: unit, config, and live against the running stack
+test-instrumentation: instrumentation/.venv/.installed ## the reference instrumentation: unit + integration tests
+	cd instrumentation && .venv/bin/python -m pytest
+
+test: venv test-instrumentation ## every test: instrumentation, unit, config, and live against the running stack
 	$(PYTHON) -m pytest
 
-bench: venv ## print speed and memory figures (render, check, stack start, alert latency)
+bench-instrumentation: instrumentation/.venv/.installed ## overhead of the metrics middleware per request
+	cd instrumentation && .venv/bin/python bench.py
+
+bench: venv bench-instrumentation ## print speed and memory figures (render, check, stack start, alert latency)
 	$(PYTHON) -m tests.bench

@@ -161,10 +161,11 @@ JSON
 
 # Logstash writes the data stream logs-platform-<namespace>. This template outranks
 # the built-in `logs` template (priority 100, pattern logs-*-*) and keeps its mappings and
-# settings, replacing only the lifecycle policy (the template's own settings win over
-# those of its component templates).
+# settings, replacing the lifecycle policy and the replicas (the template's own settings
+# win over those of its component templates): 0-1 replicas keep a single node green and
+# add a replica when a second node joins.
 send 'index template logs-platform' PUT "$BASE_URL/_index_template/"'logs-platform' <<'JSON'
-{"index_patterns": ["logs-platform-*"], "priority": 200, "data_stream": {}, "allow_auto_create": true, "composed_of": ["logs@mappings", "logs@settings", "ecs@mappings"], "template": {"settings": {"index": {"lifecycle": {"name": "logs-platform-retention"}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"index_patterns": ["logs-platform-*"], "priority": 200, "data_stream": {}, "allow_auto_create": true, "composed_of": ["logs@mappings", "logs@settings", "ecs@mappings"], "template": {"settings": {"index": {"lifecycle": {"name": "logs-platform-retention"}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 
 # APM Server only writes; Elasticsearch's apm-data plugin owns the APM index templates.
@@ -178,22 +179,22 @@ send 'ILM policy apm-events-retention' PUT "$BASE_URL/_ilm/policy/"'apm-events-r
 {"policy": {"_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}, "phases": {"hot": {"min_age": "0ms", "actions": {"rollover": {"max_age": "1d", "max_primary_shard_size": "50gb"}}}, "delete": {"min_age": "30d", "actions": {"delete": {}}}}}}
 JSON
 send 'component template traces-apm@custom' PUT "$BASE_URL/_component_template/"'traces-apm@custom' <<'JSON'
-{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 send 'component template traces-apm.rum@custom' PUT "$BASE_URL/_component_template/"'traces-apm.rum@custom' <<'JSON'
-{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 send 'component template logs-apm.app@custom' PUT "$BASE_URL/_component_template/"'logs-apm.app@custom' <<'JSON'
-{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 send 'component template logs-apm.error@custom' PUT "$BASE_URL/_component_template/"'logs-apm.error@custom' <<'JSON'
-{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 send 'component template metrics-apm.app@custom' PUT "$BASE_URL/_component_template/"'metrics-apm.app@custom' <<'JSON'
-{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 send 'component template metrics-apm.internal@custom' PUT "$BASE_URL/_component_template/"'metrics-apm.internal@custom' <<'JSON'
-{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 
 # Roles: create or replace. `monitor` lets each client read the cluster's version and

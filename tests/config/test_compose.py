@@ -21,8 +21,9 @@ LAYERS = ["dashboards", "logs", "tracing", "apm"]
 # APM Server writes to the logs layer's Elasticsearch.
 COMBINATIONS = [dict(zip(LAYERS, combo)) for combo in itertools.product([False, True], repeat=4)
                 if not (combo[3] and not combo[1])]
-# Images without any tool to run a check with (FROM scratch), documented in compose/core.yml.
-NO_HEALTHCHECK = {"nginx-exporter"}
+# Images without any tool to run a check with (FROM scratch), documented in compose/core.yml
+# and compose/logs.yml.
+NO_HEALTHCHECK = {"nginx-exporter", "logstash-exporter"}
 
 
 def compose_config(root: Path, env_dir: Path) -> dict:

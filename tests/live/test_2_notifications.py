@@ -4,6 +4,8 @@ routing tree chooses, its recovery too, and inhibition keeps the warning twin qu
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -34,9 +36,26 @@ def emails(records, alertname: str) -> list[dict]:
     return [r for r in records if r["kind"] == "email" and alertname in r["body"]["message"]]
 
 
-def test_email_receiver_delivers(sink):
-    wait_for("EmailProbe mail at the sink", lambda: emails(sink(), "EmailProbe"), timeout=90,
-             services=("alertmanager",))
+def test_a_warning_reaches_the_email_receiver(sink, alertmanager, stack_values):
+    """A warning goes to ops-email by the default routing tree, and the mail arrives
+    with the alert's name, severity and summary (notification template)."""
+    token = uuid.uuid4().hex[:10]
+    alert = {"labels": {"alertname": f"EmailProbe{token}", "severity": "warning",
+                        "cluster": stack_values["cluster"], "service": "live-tests", "instance": "probe"},
+             "annotations": {"summary": f"mail probe {token}", "description": "sent by the live tests"}}
+    alertmanager.post("/api/v2/alerts", [alert])
+    try:
+        mail = wait_for("the probe's mail at the sink", lambda: emails(sink(), f"EmailProbe{token}"),
+                        timeout=60, services=("alertmanager",))
+        message = mail[0]["body"]["message"]
+        assert f"mail probe {token}" in message and "warning" in message
+        am = stack_values["alertmanager"]
+        route = next(r for r in am["route"]["routes"] if 'severity="warning"' in r.get("matchers", []))
+        receiver = next(r for r in am["receivers"] if r["name"] == route["receiver"])
+        assert [to.strip("<>") for to in mail[0]["body"]["to"]] == [c["to"] for c in receiver["email_configs"]]
+    finally:
+        ended = dict(alert, endsAt=datetime.now(timezone.utc).isoformat())
+        alertmanager.post("/api/v2/alerts", [ended])
 
 
 def test_redis_outage_reaches_on_call_and_resolves(sink, stack_values, alertmanager, prometheus, record_property):

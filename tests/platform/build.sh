@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build the demo platform image (needs the stand-in base image: standins/build.sh).
+# The build context is this folder plus the package source from instrumentation/,
+# streamed as a tar so the repository's virtualenvs never reach the Docker daemon.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-DOCKER_BUILDKIT=0 docker build --quiet --tag obsbundle-demo/platform:forky . >/dev/null
+tar -c --exclude=__pycache__ --exclude='*.egg-info' Dockerfile app -C ../.. instrumentation/src \
+    | DOCKER_BUILDKIT=0 docker build --quiet --tag obsbundle-demo/platform:forky - >/dev/null
 echo "built obsbundle-demo/platform:forky"

@@ -1,38 +1,51 @@
-"""A small API gateway instrumented like the platform's: metrics by route template."""
+"""The demo API gateway, instrumented with the bundle's reference package
+(instrumentation/, importable as platform_observability): request metrics by route
+template, /metrics, active users, queue depth read from the broker, JSON logs with
+request ids, slow query logs, and tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
 
 from __future__ import annotations
 
+import logging
 import os
-import time
 
-import psycopg2
-import redis
-from fastapi import FastAPI, HTTPException, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, HTTPException
 
-REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
-LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "endpoint"])
-ACTIVE_USERS = Gauge("active_users", "Users active in the last five minutes")
-QUEUE_LENGTH = Gauge("celery_queue_length", "Tasks waiting in a Celery broker queue", ["queue"])
+from platform_observability import InMemoryActiveUsers, configure_logging, instrument_app, set_user_id
+from platform_observability.asgi import track_active_users
+from platform_observability.celery import export_queue_length
+from platform_observability.sqlalchemy import log_slow_queries
+from worker import app as celery_app
+from worker import tasks
 
-app = FastAPI()
-broker = redis.Redis.from_url(os.environ["BROKER_URL"])
+configure_logging("api-gateway")  # JSON to stdout, and to Logstash when LOGSTASH_ADDRESS is set
+log = logging.getLogger("api")
 
 
-@app.middleware("http")
-async def metrics(request: Request, call_next):
-    start = time.perf_counter()
-    status = 500
+async def identify_user(x_user_id: str | None = Header(default=None)):
+    # async, so the user id lands in the request's own context (logs, active users)
+    if x_user_id:
+        set_user_id(x_user_id)
+
+
+app = FastAPI(dependencies=[Depends(identify_user)])
+instrument_app(app, access_log=True)  # http_requests_total, http_request_duration_seconds, GET /metrics
+track_active_users(InMemoryActiveUsers(window=300))  # one uvicorn process: in-memory is exact
+export_queue_length(celery_app)  # celery_queue_length{queue}: from here, so it is seen with no worker up
+
+engine = sa.create_engine(
+    os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://", 1),
+    pool_size=2, max_overflow=3, pool_pre_ping=True,
+)
+log_slow_queries(engine)  # SLOW_QUERY_THRESHOLD_MS, default 500
+
+if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
     try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        route = request.scope.get("route")
-        # The route template, never the raw path: bounded label values.
-        endpoint = route.path if route is not None else "unmatched"
-        REQUESTS.labels(request.method, endpoint, str(status)).inc()
-        LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - start)
+        from platform_observability.tracing import configure_tracing
+
+        configure_tracing("api-gateway", app=app, engine=engine)
+    except ImportError as exc:  # the image carries no OpenTelemetry SDK by default
+        log.warning("tracing disabled: %s", exc)
 
 
 @app.get("/health")
@@ -42,9 +55,8 @@ def health():
 
 @app.get("/api/items/{item_id}")
 def item(item_id: int):
-    with psycopg2.connect(os.environ["DATABASE_URL"]) as conn, conn.cursor() as cur:
-        cur.execute("SELECT %s::int + 1", (item_id,))
-        return {"item": item_id, "next": cur.fetchone()[0]}
+    with engine.connect() as conn:
+        return {"item": item_id, "next": conn.execute(sa.text("SELECT CAST(:i AS int) + 1"), {"i": item_id}).scalar()}
 
 
 @app.get("/api/fail")
@@ -54,18 +66,6 @@ def fail():
 
 @app.post("/api/tasks/{name}")
 def enqueue(name: str):
-    from worker import tasks
-
-    task = tasks[name].delay()
-    return {"task": task.id}
-
-
-@app.get("/metrics")
-def prometheus_metrics():
-    for queue in ("celery",):
-        try:
-            QUEUE_LENGTH.labels(queue).set(broker.llen(queue))
-        except redis.RedisError:
-            pass  # the broker is down: keep the last value, the Redis alerts say why
-    ACTIVE_USERS.set(1)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if name not in tasks:
+        raise HTTPException(status_code=404, detail=f"no task {name!r}")
+    return {"task": tasks[name].delay().id}

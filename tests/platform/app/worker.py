@@ -1,5 +1,8 @@
-"""Celery worker with task metrics on :9808 (celery_task_duration_seconds, failures).
-Run with --pool solo: tasks then run in the process that serves the metrics."""
+"""The demo Celery worker, instrumented with platform_observability: task duration and
+failures, served on :9808 by the worker's main process, JSON logs.
+
+Run with --pool solo, or with the prefork pool and PROMETHEUS_MULTIPROC_DIR set to an
+empty writable directory (then the pool children's metrics are aggregated too)."""
 
 from __future__ import annotations
 
@@ -7,40 +10,19 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import task_failure, task_postrun, task_prerun, worker_ready
-from prometheus_client import Counter, Histogram, start_http_server
+
+from platform_observability import instrument_celery
 
 app = Celery("platform", broker=os.environ["BROKER_URL"])
-DURATION = Histogram("celery_task_duration_seconds", "Run time of finished tasks", ["task_name"])
-FAILURES = Counter("celery_task_failures_total", "Tasks that raised", ["task_name"])
-_started: dict[str, float] = {}
-
-
-@task_prerun.connect
-def _prerun(task_id=None, **_):
-    _started[task_id] = time.perf_counter()
-
-
-@task_postrun.connect
-def _postrun(task_id=None, task=None, **_):
-    began = _started.pop(task_id, None)
-    if began is not None:
-        DURATION.labels(task.name).observe(time.perf_counter() - began)
-
-
-@task_failure.connect
-def _failure(sender=None, **_):
-    FAILURES.labels(sender.name).inc()
-
-
-@worker_ready.connect
-def _serve_metrics(**_):
-    start_http_server(9808)
+instrument_celery(app, metrics_port=int(os.environ.get("METRICS_PORT", "9808")), configure_logs=True, service_name="celery-worker")
 
 
 @app.task(name="generate_document")
 def generate_document():
+    from platform_observability import business_metrics
+
     time.sleep(0.05)
+    business_metrics().documents_generated.labels("summary").inc()
     return "ok"
 
 

@@ -1,0 +1,246 @@
+"""Celery: task duration and failures from signals, queue depth read from the broker,
+and the worker's /metrics server.
+
+Prefork pool: tasks run in pool child processes, so their metrics only reach the
+worker's /metrics with PROMETHEUS_MULTIPROC_DIR set (an empty, writable directory, set
+before the worker starts). Without it, run `--pool solo` (or threads); the worker warns
+at start when a prefork child would lose its metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from prometheus_client.core import GaugeMetricFamily
+
+from .metrics import TaskMetrics, multiprocess_enabled, register_live_collector, render_latest, task_metrics
+
+log = logging.getLogger(__name__)
+
+
+def instrument_celery(
+    app,
+    *,
+    metrics_port: int | None = None,
+    metrics_addr: str = "0.0.0.0",
+    metrics: TaskMetrics | None = None,
+    configure_logs: bool = False,
+    service_name: str | None = None,
+):
+    """Connect the task metrics to `app`'s signals. With `metrics_port`, the worker's main
+    process serves /metrics there once it is ready (every pool process's metrics with
+    PROMETHEUS_MULTIPROC_DIR). With `configure_logs`, Celery's own logging setup is
+    replaced by platform_observability.logs.configure_logging (JSON to stdout/Logstash)."""
+    from celery import signals
+
+    m = metrics or task_metrics()
+    started: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def on_prerun(task_id=None, **_):
+        with lock:
+            started[task_id] = time.perf_counter()
+
+    def on_postrun(task_id=None, task=None, **_):
+        # Sent after every run whatever its outcome, so the histogram's _count is the
+        # denominator of HighTaskFailureRate.
+        with lock:
+            began = started.pop(task_id, None)
+        if began is not None and task is not None and task.app is app:
+            m.duration.labels(task.name).observe(time.perf_counter() - began)
+
+    def on_failure(sender=None, **_):
+        if getattr(sender, "app", app) is not app:  # signals are global: count our app's tasks only
+            return
+        name = getattr(sender, "name", None) or "unknown"
+        m.failures.labels(name).inc()
+
+    def on_child_init(**_):
+        if not multiprocess_enabled():
+            log.warning(
+                "prefork pool without PROMETHEUS_MULTIPROC_DIR: task metrics of pool processes "
+                "will not reach the worker's /metrics; set it, or run --pool solo"
+            )
+
+    def on_child_shutdown(pid=None, **_):
+        if multiprocess_enabled():
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid or os.getpid())
+
+    def on_ready(**_):
+        if metrics_port is not None:
+            serve_metrics(metrics_port, metrics_addr)
+
+    # weak=False: the receivers are closures that would otherwise be collected at once.
+    signals.task_prerun.connect(on_prerun, weak=False)
+    signals.task_postrun.connect(on_postrun, weak=False)
+    signals.task_failure.connect(on_failure, weak=False)
+    signals.worker_process_init.connect(on_child_init, weak=False)
+    signals.worker_process_shutdown.connect(on_child_shutdown, weak=False)
+    signals.worker_ready.connect(on_ready, weak=False)
+    if configure_logs:
+        def on_setup_logging(loglevel=None, **_):
+            from .logs import configure_logging
+
+            configure_logging(service_name, level=loglevel or logging.INFO)
+
+        signals.setup_logging.connect(on_setup_logging, weak=False)
+    return m
+
+
+_servers: dict[int, object] = {}
+
+
+def serve_metrics(port: int, addr: str = "0.0.0.0"):
+    """Serve render_latest() on http://addr:port/metrics from a daemon thread (once per port)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from .metrics import CONTENT_TYPE_LATEST
+
+    if port in _servers:
+        return _servers[port]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            try:
+                body = render_latest()
+            except Exception as exc:
+                self.send_error(500, str(exc))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # no access log on stderr for every scrape
+            pass
+
+    server = ThreadingHTTPServer((addr, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=f"metrics-{port}", daemon=True).start()
+    _servers[port] = server
+    return server
+
+
+class QueueLengthCollector:
+    """celery_queue_length{queue}: messages waiting in the broker (not tasks being run),
+    by a passive queue declare through Kombu, so it works for Redis (sums the priority
+    lists) and AMQP alike.
+
+    A background thread polls every `interval` seconds with short timeouts; a scrape only
+    reads the last values, so a slow or absent broker never slows /metrics down. While
+    the broker is unreachable the last values are kept (the Redis/broker alerts say why).
+    Export it from a process that runs even when the workers do not (the API), so a
+    backlog is seen when no worker is left to serve it.
+    """
+
+    def __init__(self, app, queues=None, interval: float = 5.0, timeout: float = 2.0):
+        self.app = app
+        self._queues = list(queues) if queues else None
+        self.interval = interval
+        self.timeout = timeout
+        self.values: dict[str, int] = {}
+        self.errors = 0
+        self.last_success: float | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def queues(self) -> list[str]:
+        if self._queues:
+            return self._queues
+        names = [self.app.conf.task_default_queue or "celery"]
+        for q in self.app.conf.task_queues or ():
+            name = getattr(q, "name", q)
+            if name not in names:
+                names.append(name)
+        return names
+
+    def poll(self) -> dict[str, int]:
+        """Read every queue's depth from the broker once (raises on broker errors)."""
+        from kombu.exceptions import ChannelError
+
+        values = {}
+        conn = self.app.connection_for_read(connect_timeout=self.timeout, transport_options={
+            "socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+        })
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=self.timeout)
+            for name in self.queues():
+                channel = conn.channel()
+                try:
+                    values[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except ChannelError:
+                    values[name] = 0  # never declared, or (Redis) empty: nothing waits
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:
+                        pass
+        finally:
+            conn.release()
+        return values
+
+    def _poll_once(self) -> None:
+        try:
+            values = self.poll()
+        except Exception as exc:
+            self.errors += 1
+            log.warning("celery_queue_length: broker unreachable (%s); keeping the last values", exc)
+            return
+        with self._lock:
+            self.values.update(values)
+        self.last_success = time.time()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._poll_once()
+            self._stop.wait(self.interval)
+
+    def start(self) -> "QueueLengthCollector":
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="celery-queue-length", daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def collect(self):
+        if self._thread is None or self._pid != os.getpid():
+            self._poll_once()  # the first scrape gets a fresh value, not an empty family
+            self.start()
+        family = GaugeMetricFamily("celery_queue_length", "Messages waiting in a Celery broker queue", labels=["queue"])
+        with self._lock:
+            known = dict(self.values)
+        for name in self.queues():
+            if name in known:
+                family.add_metric([name], known[name])
+        yield family
+
+
+def export_queue_length(app, queues=None, interval: float = 5.0) -> QueueLengthCollector:
+    """Export celery_queue_length{queue} on this process's /metrics."""
+    global _queue_length
+    from .metrics import unregister_live_collector
+
+    if _queue_length is not None:  # one celery_queue_length family per exposition
+        _queue_length.stop()
+        unregister_live_collector(_queue_length)
+    _queue_length = QueueLengthCollector(app, queues, interval)
+    register_live_collector(_queue_length)
+    return _queue_length
+
+
+_queue_length: QueueLengthCollector | None = None

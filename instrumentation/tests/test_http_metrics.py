@@ -1,0 +1,215 @@
+"""Names, labels and values of the HTTP metrics the alerts read; bounded cardinality."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from conftest import samples, value
+from platform_observability.asgi import UNMATCHED, PrometheusMiddleware, RequestContextMiddleware, instrument_app
+from platform_observability.metrics import HttpMetrics
+
+
+def make_app(registry):
+    app = FastAPI()
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/api/items/{item_id}")
+    def item(item_id: int):
+        return {"item": item_id}
+
+    @app.get("/api/fail")
+    def fail():
+        raise HTTPException(status_code=503, detail="failing on purpose")
+
+    @app.get("/api/crash")
+    def crash():
+        raise RuntimeError("boom")
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    return app
+
+
+def test_names_labels_and_status_strings(registry):
+    client = TestClient(make_app(registry), raise_server_exceptions=False)
+    assert client.get("/api/items/1").status_code == 200
+    assert client.get("/api/items/2").status_code == 200
+    assert client.get("/api/fail").status_code == 503
+    assert client.get("/api/crash").status_code == 500
+    text = generate_latest(registry)
+    assert value(text, "http_requests_total", method="GET", endpoint="/api/items/{item_id}", status="200") == 2
+    assert value(text, "http_requests_total", method="GET", endpoint="/api/fail", status="503") == 1
+    assert value(text, "http_requests_total", method="GET", endpoint="/api/crash", status="500") == 1
+    names = {n for n, _, _ in samples(text)}
+    assert {"http_requests_total", "http_request_duration_seconds_bucket",
+            "http_request_duration_seconds_count", "http_request_duration_seconds_sum"} <= names
+    for name, labels, _ in samples(text):
+        if name == "http_requests_total":
+            assert set(labels) == {"method", "endpoint", "status"}
+        if name == "http_request_duration_seconds_bucket":
+            assert set(labels) == {"method", "endpoint", "le"}
+    assert value(text, "http_request_duration_seconds_count", method="GET", endpoint="/api/items/{item_id}") == 2
+    assert value(text, "http_request_duration_seconds_bucket", method="GET", endpoint="/api/fail", le="+Inf") == 1
+
+
+def test_unmatched_paths_share_one_endpoint(registry):
+    client = TestClient(make_app(registry))
+    assert client.get("/no/such/path").status_code == 404
+    assert client.get("/api/items/not-an-int").status_code == 422  # matched route, bad param
+    text = generate_latest(registry)
+    assert value(text, "http_requests_total", endpoint=UNMATCHED, status="404") == 1
+    assert value(text, "http_requests_total", endpoint="/api/items/{item_id}", status="422") == 1
+
+
+def test_ten_thousand_distinct_urls_give_bounded_series(registry):
+    import asyncio
+
+    app = make_app(registry)
+
+    async def get(path):  # straight ASGI calls: 10,000 TestClient requests take half a minute
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                   "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+                   "query_string": b"", "headers": [], "client": ("127.0.0.1", 1), "server": ("t", 80)},
+                  receive, send)
+
+    async def run():
+        for i in range(5000):
+            await get(f"/api/items/{i}")
+            await get(f"/random/{i}/path")
+
+    asyncio.run(run())
+    series = [(n, l) for n, l, _ in samples(generate_latest(registry)) if n.startswith("http_request")]
+    endpoints = {l["endpoint"] for _, l in series}
+    assert endpoints == {"/api/items/{item_id}", UNMATCHED}
+    # 2 counters + 2 x (buckets + sum + count) histogram series, independent of the URL count
+    assert len(series) < 50, len(series)
+    assert value(generate_latest(registry), "http_requests_total", endpoint=UNMATCHED, status="404") == 5000
+
+
+def test_unknown_methods_collapse(registry):
+    client = TestClient(make_app(registry))
+    client.request("BREW", "/health")
+    client.request("FOO", "/health")
+    text = generate_latest(registry)
+    methods = {l["method"] for n, l, _ in samples(text) if n == "http_requests_total"}
+    assert methods == {"OTHER"}
+
+
+def test_plain_starlette_routes_and_mounts(registry):
+    async def hello(request):
+        return PlainTextResponse("hi")
+
+    app = Starlette(routes=[
+        Route("/users/{user_id:int}", hello),
+        Mount("/v2", routes=[Route("/orders/{order_id}", hello)]),
+    ])
+    app.add_middleware(PrometheusMiddleware, metrics=HttpMetrics(registry))
+    client = TestClient(app)
+    client.get("/users/7")
+    client.get("/v2/orders/abc")
+    client.get("/v2/nothing")
+    text = generate_latest(registry)
+    assert value(text, "http_requests_total", endpoint="/users/{user_id}", status="200") == 1
+    assert value(text, "http_requests_total", endpoint="/v2/orders/{order_id}", status="200") == 1
+    assert value(text, "http_requests_total", endpoint="/v2", status="404") == 1
+
+
+def test_metrics_endpoint_serves_exposition_format():
+    app = FastAPI()
+    instrument_app(app)  # the default registry, as an app uses it
+    client = TestClient(app)
+    client.get("/metrics")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert value(response.text, "http_requests_total", endpoint="/metrics", status="200") >= 1
+
+
+def test_existing_metrics_route_is_kept(registry):
+    app = FastAPI()
+
+    @app.get("/metrics")
+    def own():
+        return {"own": True}
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    assert TestClient(app).get("/metrics").json() == {"own": True}
+
+
+def test_request_id_is_echoed_or_generated(registry):
+    from platform_observability import context
+
+    app = FastAPI()
+    seen = {}
+
+    @app.get("/who")
+    def who():
+        seen["rid"] = context.get_request_id()
+        return {}
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    client = TestClient(app)
+    r = client.get("/who", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123" == seen["rid"]
+    r = client.get("/who", headers={"X-Request-ID": "bad id with spaces"})
+    assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+    assert context.get_request_id() is None  # reset after the request
+
+
+def test_app_set_request_id_header_is_not_duplicated(registry):
+    app = FastAPI()
+
+    @app.get("/own")
+    def own(response: Response):
+        response.headers["X-Request-ID"] = "from-app"
+        return {}
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    r = TestClient(app).get("/own")
+    assert r.headers.get_list("x-request-id") == ["from-app"]
+
+
+@pytest.mark.parametrize("mw", [PrometheusMiddleware, RequestContextMiddleware])
+def test_middlewares_pass_lifespan_through(mw, registry):
+    app = FastAPI()
+    started = []
+
+    @app.on_event("startup")
+    def up():
+        started.append(True)
+
+    kwargs = {"metrics": HttpMetrics(registry)} if mw is PrometheusMiddleware else {}
+    app.add_middleware(mw, **kwargs)
+    with TestClient(app):
+        pass
+    assert started == [True]
+
+
+def test_tracking_active_users_twice_keeps_one_family():
+    from platform_observability import InMemoryActiveUsers, set_user_id
+    from platform_observability.asgi import track_active_users
+    from platform_observability.metrics import render_latest
+
+    track_active_users(InMemoryActiveUsers())
+    tracker = InMemoryActiveUsers()
+    track_active_users(tracker)
+    set_user_id("u1")
+    set_user_id("u2")
+    set_user_id(None)
+    text = render_latest().decode()
+    assert text.count("# TYPE active_users gauge") == 1
+    assert value(text, "active_users") == 2 == tracker.count()

@@ -1,0 +1,119 @@
+"""OpenTelemetry: FastAPI spans, trace ids in the JSON logs; Elastic APM as an option."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from platform_observability import instrument_app
+from platform_observability.logs import JsonFormatter
+from platform_observability.metrics import HttpMetrics
+
+pytest.importorskip("opentelemetry.sdk")
+
+
+def capture(name: str):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("svc"))
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_fastapi_spans_and_trace_ids_in_logs(registry):
+    from tracing_helpers import exporter, finished_spans
+
+    from platform_observability.tracing import configure_tracing
+
+    logger, stream = capture("traced")
+    app = FastAPI()
+
+    @app.get("/api/items/{item_id}")
+    def item(item_id: int):
+        logger.info("inside")
+        return {}
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    enabled = configure_tracing("svc", app=app, exporter=exporter(), redis=False)
+    assert enabled["fastapi"]
+    TestClient(app).get("/api/items/3", headers={"X-Request-ID": "r-9"})
+    doc = json.loads(stream.getvalue())
+    spans = [s for s in finished_spans() if s.attributes.get("http.route") == "/api/items/{item_id}"]
+    assert spans, [s.name for s in finished_spans()]
+    assert doc["trace"]["id"] == format(spans[0].context.trace_id, "032x")
+    assert len(doc["span"]["id"]) == 16
+    assert doc["http"]["request"]["id"] == "r-9"
+
+
+def test_otlp_exporter_posts_protobuf_to_v1_traces():
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from platform_observability.tracing import otlp_exporter
+
+    received = []
+
+    class Collector(BaseHTTPRequestHandler):  # stands in for Jaeger v2's OTLP/HTTP receiver
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        provider = TracerProvider()  # local, not the global one
+        provider.add_span_processor(SimpleSpanProcessor(otlp_exporter(f"http://127.0.0.1:{server.server_port}/")))
+        with provider.get_tracer("t").start_as_current_span("unit-of-work"):
+            pass
+        provider.shutdown()
+    finally:
+        server.shutdown()
+    assert received and received[0][0] == "/v1/traces"
+    assert received[0][1] == "application/x-protobuf" and b"unit-of-work" in received[0][2]
+
+
+def test_no_trace_fields_outside_a_span():
+    logger, stream = capture("untraced")
+    logger.info("outside")
+    assert "trace" not in json.loads(stream.getvalue())
+
+
+def test_elastic_apm_option(registry):
+    pytest.importorskip("elasticapm")
+    from platform_observability.tracing import configure_apm
+
+    app = FastAPI()
+    seen = {}
+
+    @app.get("/x")
+    def x():
+        import elasticapm
+
+        seen["trace"] = elasticapm.get_trace_id()
+        return {}
+
+    client = configure_apm(app, service_name="svc", disable_send=True, central_config=False,
+                           cloud_provider="none", instrument=False)
+    try:
+        TestClient(app).get("/x")
+        assert seen["trace"] and len(seen["trace"]) == 32
+    finally:
+        client.close()
