@@ -12,7 +12,7 @@ export BUNDLE_VALUES := $(VALUES)
 COMPOSE := scripts/compose.sh
 
 .PHONY: help venv tools render check up down ps logs reload clean test test-unit test-config test-live \
-	test-instrumentation bench bench-instrumentation
+	test-instrumentation bench bench-instrumentation fullstack
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,14 @@ test-instrumentation: instrumentation/.venv/.installed ## the reference instrume
 
 test: venv test-instrumentation ## every test: instrumentation, unit, config, and live against the running stack
 	$(PYTHON) -m pytest
+
+fullstack: venv ## on a Docker host that can pull images: every layer + the demo platform, then every test
+	$(PYTHON) render.py --require-validators --values tests/values/live.yaml
+	tests/platform/env.sh
+	PLATFORM_BASE=debian:forky tests/platform/build.sh
+	$(MAKE) up VALUES=tests/values/live.yaml
+	tests/platform/up.sh
+	FULLSTACK=1 LIVE_REQUIRE_PLATFORM=1 $(MAKE) test VALUES=tests/values/live.yaml
 
 bench-instrumentation: instrumentation/.venv/.installed ## overhead of the metrics middleware per request
 	cd instrumentation && .venv/bin/python bench.py

@@ -33,7 +33,15 @@ def compose_config(root: Path, env_dir: Path) -> dict:
                              "--env-file", str(env_dir / ".env"), "config", "--format", "json"],
                             cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    # The model holds the secrets of env_dir/.env (interpolated into environment): keep
+    # them out of any failure report.
+    import render
+
+    text = result.stdout
+    for value in render.read_env(env_dir / ".env").values():
+        if len(value) >= 8:
+            text = text.replace(json.dumps(value)[1:-1], "<secret>")
+    return json.loads(text)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,7 @@ def rendered(root, tmp_path_factory):
                                  str(work / "config"), "--env-file", str(work / ".env")],
                                 cwd=root, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
-        out[name] = (layers, compose_config(root, work))
+        out[name] = (layers, compose_config(root, work), work / "config")
     return out
 
 
@@ -61,7 +69,7 @@ def test_every_layer_combination_is_a_valid_compose_project(rendered):
                          "redis-exporter", "nginx-exporter"},
                 "dashboards": {"grafana"}, "tracing": {"jaeger"}, "logs": {"elasticsearch", "logstash", "kibana"},
                 "apm": {"apm-server"}}
-    for name, (layers, model) in rendered.items():
+    for name, (layers, model, _) in rendered.items():
         services = set(model["services"])
         assert expected["core"] <= services, name
         for layer in LAYERS:
@@ -71,6 +79,13 @@ def test_every_layer_combination_is_a_valid_compose_project(rendered):
 @pytest.fixture(scope="module")
 def full(rendered):
     return rendered["dashboards+logs+tracing+apm"][1]
+
+
+@pytest.fixture(scope="module")
+def full_config(rendered) -> Path:
+    """Where the every-layer combination was rendered: Compose mounts ../config, which
+    stands for this directory in that combination."""
+    return rendered["dashboards+logs+tracing+apm"][2]
 
 
 def long_running(model):
@@ -127,13 +142,14 @@ def test_state_lives_in_named_volumes_and_services_restart(full):
         assert path in volumes, path
 
 
-def test_config_files_are_mounted_where_the_commands_read_them(full, root):
+def test_config_files_are_mounted_where_the_commands_read_them(full, full_config, root):
     """Every bind-mounted config path exists, and every /etc/... path a command or
     environment names resolves to a rendered file through those mounts."""
     checked = 0
     for name, service in full["services"].items():
         binds = [(Path(v["source"]), v["target"]) for v in service.get("volumes", []) if v["type"] == "bind"]
-        mounts = {target: source for source, target in binds if str(source).startswith(str(root / "config"))}
+        mounts = {target: full_config / source.relative_to(root / "config") for source, target in binds
+                  if source.is_relative_to(root / "config")}
         for source in mounts.values():
             assert source.exists(), (name, source)
         words = " ".join(service.get("command") or []) + " " + " ".join(

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Build the demo platform image (needs the stand-in base image: standins/build.sh).
+# Build the demo platform image, from the stand-in base image (standins/build.sh) or,
+# with PLATFORM_BASE=debian:forky, from the registry.
 # The build context is this folder plus the package source from instrumentation/,
 # streamed as a tar so the repository's virtualenvs never reach the Docker daemon.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 tar -c --exclude=__pycache__ --exclude='*.egg-info' Dockerfile app -C ../.. instrumentation/src \
-    | DOCKER_BUILDKIT=0 docker build --quiet --tag obsbundle-demo/platform:forky - >/dev/null
+    | DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE=${PLATFORM_BASE:-obsbundle-standin/base:forky}" \
+        --tag obsbundle-demo/platform:forky - >/dev/null
 echo "built obsbundle-demo/platform:forky"
