@@ -28,6 +28,18 @@ def values() -> dict:
     return data
 
 
+@pytest.fixture(scope="session")
+def tool():
+    """The path of a validator (promtool, amtool): .tools/bin (make tools) or PATH."""
+    def find(name: str) -> str:
+        exe = render.find_tool(name)
+        if exe is None:
+            pytest.fail(f"{name} not found: run `make tools`")
+        return exe
+
+    return find
+
+
 @dataclass
 class Result:
     code: int

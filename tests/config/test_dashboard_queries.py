@@ -27,10 +27,8 @@ def queries(tmp_path_factory):
     return found
 
 
-def test_every_dashboard_query_parses_with_promtool(queries, tmp_path):
-    promtool = render.find_tool("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: run `make tools`")
+def test_every_dashboard_query_parses_with_promtool(queries, tmp_path, tool):
+    promtool = tool("promtool")
     groups = [{"name": f"{q.dashboard} #{i}: {q.where}",
                "rules": [{"record": f"dashboard:query_{i}", "expr": q.promql()}]}
               for i, q in enumerate(queries)]
@@ -43,11 +41,9 @@ def test_every_dashboard_query_parses_with_promtool(queries, tmp_path):
     assert f"SUCCESS: {len(queries)} rules found" in result.stdout, result.stdout
 
 
-def test_promtool_refuses_a_broken_query(tmp_path):
+def test_promtool_refuses_a_broken_query(tmp_path, tool):
     """The check above can fail: a query with a typo does not pass."""
-    promtool = render.find_tool("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: run `make tools`")
+    promtool = tool("promtool")
     rules = tmp_path / "broken.yml"
     rules.write_text(yaml.safe_dump({"groups": [{"name": "broken", "rules": [
         {"record": "dashboard:query_0", "expr": "sum by (job (rate(up[1m]))"}]}]}), encoding="utf-8")

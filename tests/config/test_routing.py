@@ -27,11 +27,8 @@ pytestmark = pytest.mark.config
 
 
 @pytest.fixture(scope="module")
-def amtool():
-    exe = render.find_tool("amtool")
-    if exe is None:
-        pytest.fail("amtool not found: run `make tools`")
-    return exe
+def amtool(tool):
+    return tool("amtool")
 
 
 @pytest.fixture(scope="module")

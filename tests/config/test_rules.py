@@ -551,11 +551,8 @@ def rendered(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def promtool():
-    exe = render.find_tool("promtool")
-    if exe is None:
-        pytest.fail("promtool not found: run `make tools`")
-    return exe
+def promtool(tool):
+    return tool("promtool")
 
 
 def case_for(name: str, values: dict) -> Case:

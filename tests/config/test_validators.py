@@ -9,20 +9,8 @@ import sys
 
 import pytest
 
-import render
 
 pytestmark = pytest.mark.config
-
-
-@pytest.fixture(scope="module")
-def tool():
-    def find(name: str) -> str:
-        exe = render.find_tool(name)
-        if exe is None:
-            pytest.fail(f"{name} not found: run `make tools`")
-        return exe
-
-    return find
 
 
 def test_validators_are_a_version_the_stack_is_proven_with(tool, values):

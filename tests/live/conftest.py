@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import render
-from stack import ROOT, SINK, containers, platform
+from stack import ROOT, SINK, containers, send_traffic
 
 
 @pytest.fixture(scope="session")
@@ -95,21 +95,9 @@ def sink(demo_platform) -> Callable[[], list[dict]]:
     return records
 
 
-TRAFFIC = """
-import urllib.error, urllib.request
-for _ in range(3):
-    for method, path in [("GET", "/api/items/1"), ("GET", "/api/fail"), ("GET", "/nowhere"),
-                         ("POST", "/api/tasks/generate_document"), ("POST", "/api/tasks/broken_task")]:
-        try:
-            urllib.request.urlopen(urllib.request.Request("http://nginx" + path, method=method), timeout=5)
-        except urllib.error.HTTPError:
-            pass
-"""
-
-
 @pytest.fixture(scope="session")
 def traffic(demo_platform):
     """Requests through nginx and Celery tasks on the demo platform, so that every series
     the rules read exists (labelled counters appear only once incremented)."""
-    platform("exec", "-T", "api-gateway", "python3", "-c", TRAFFIC)
+    send_traffic(rounds=3)
     return True

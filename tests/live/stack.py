@@ -75,3 +75,21 @@ def alert_bound(values: dict, alert: str) -> float:
     prom = values["prometheus"]
     return (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
             + seconds(values["alerts"][alert]["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))
+
+
+TRAFFIC = """
+import urllib.error, urllib.request
+for _ in range({rounds}):
+    for method, path in [("GET", "/api/items/1"), ("GET", "/api/fail"), ("GET", "/nowhere"),
+                         ("POST", "/api/tasks/generate_document"), ("POST", "/api/tasks/broken_task")]:
+        try:
+            urllib.request.urlopen(urllib.request.Request("http://nginx" + path, method=method), timeout=5)
+        except urllib.error.HTTPError:
+            pass
+"""
+
+
+def send_traffic(rounds: int) -> None:
+    """Requests through the demo platform's nginx (2xx, 5xx, 404) and both Celery tasks
+    (one fails), sent from inside the api-gateway container."""
+    platform("exec", "-T", "api-gateway", "python3", "-c", TRAFFIC.format(rounds=rounds))

@@ -17,22 +17,9 @@ import pytest
 
 import render
 from dashboards import prometheus_queries, render_dashboards
-from stack import platform, wait_for
+from stack import send_traffic, wait_for
 
 pytestmark = pytest.mark.live
-
-# Requests through nginx (2xx, 5xx, 404) and both Celery tasks (one fails), so every
-# rate the panels draw has moved within the last minute.
-BURST = """
-import urllib.error, urllib.request
-for _ in range(5):
-    for method, path in [("GET", "/api/items/1"), ("GET", "/api/fail"), ("GET", "/nowhere"),
-                         ("POST", "/api/tasks/generate_document"), ("POST", "/api/tasks/broken_task")]:
-        try:
-            urllib.request.urlopen(urllib.request.Request("http://nginx" + path, method=method), timeout=5)
-        except urllib.error.HTTPError:
-            pass
-"""
 
 # Queries that need no finite value, each with the reason; they must still return series.
 MAY_BE_NAN = {
@@ -58,7 +45,7 @@ def queries(stack_values, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fresh_traffic(traffic):
-    platform("exec", "-T", "api-gateway", "python3", "-c", BURST)
+    send_traffic(rounds=5)
     return True
 
 

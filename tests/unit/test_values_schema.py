@@ -8,7 +8,6 @@ import re
 import jsonschema
 import pytest
 
-import render
 
 pytestmark = pytest.mark.unit
 
