@@ -197,3 +197,18 @@ def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
             text = path.read_text(encoding="utf-8")
             leaked = [s[:4] + "..." for s in secrets if s in text]
             assert not leaked, (str(path.relative_to(root)), leaked)
+
+
+def test_every_secret_the_values_name_reaches_its_service(full, values):
+    """A `*_secret` under a service's values is mounted into that service's container."""
+    from render import secret_references
+
+    owners = {"alertmanager": values["alertmanager"], "grafana": values["grafana"],
+              "logstash": values["logstash"], "apm-server": values["apm"]}
+    for service, section in owners.items():
+        model = full["services"][service]
+        mounted = {s["source"] for s in model.get("secrets", [])}
+        environment = model.get("environment") or {}
+        for where, name in secret_references(section):
+            env = values["secrets"][name]["env"]
+            assert name in mounted or env in environment, (service, where, name)
