@@ -8,7 +8,7 @@ import re
 import pytest
 import testinfra
 
-from stack import containers, logs, wait_for
+from stack import containers, logs, platform, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -142,3 +142,36 @@ def test_published_ports_are_bound_to_the_bind_address_only(stack_values, runnin
         if bind != "0.0.0.0":
             assert not local.socket(f"tcp://0.0.0.0:{port['PublishedPort']}").is_listening, (service, port)
             assert not local.socket(f"tcp://:::{port['PublishedPort']}").is_listening, (service, port)
+
+
+def size_in_bytes(size: str) -> int:
+    """Prometheus sizes are powers of 1024 whether written 10GB or 10GiB."""
+    number, unit = re.fullmatch(r"(\d+)([KMGTPE]?)i?B", size).groups()
+    return int(number) * 1024 ** " KMGTPE".index(unit or " ")
+
+
+def test_prometheus_keeps_data_as_the_values_say(prometheus, stack_values):
+    flags = prometheus.get("/api/v1/status/flags")["data"]
+    retention = stack_values["prometheus"]["retention"]
+    assert flags["storage.tsdb.retention.time"] == retention["time"]
+    assert size_in_bytes(flags["storage.tsdb.retention.size"]) == size_in_bytes(retention["size"])
+    assert flags["storage.tsdb.path"] == "/prometheus"
+
+
+def test_admin_and_lifecycle_endpoints_are_off(urls):
+    """No HTTP call can reload, shut down or delete data: reload is a signal (make reload)."""
+    import requests
+
+    for path in ("/-/reload", "/-/quit"):
+        assert requests.post(urls["prometheus"] + path, timeout=10).status_code == 403, path
+    snapshot = requests.post(urls["prometheus"] + "/api/v1/admin/tsdb/snapshot", timeout=10)
+    assert "admin APIs disabled" in snapshot.text, snapshot.text
+
+
+def test_alertmanager_is_not_reachable_from_the_app_network(demo_platform):
+    """Silences and config are out of the monitored platform's reach."""
+    probe = ("import socket\n"
+             "try:\n    socket.create_connection(('alertmanager', 9093), timeout=3)\n    print('reachable')\n"
+             "except OSError as e:\n    print('unreachable', e)\n")
+    out = platform("exec", "-T", "api-gateway", "python3", "-c", probe).stdout
+    assert out.startswith("unreachable"), out
