@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 import testinfra
+import yaml
 
 from stack import containers, logs, platform, wait_for
 
@@ -70,8 +72,6 @@ def test_every_rule_group_is_evaluated_and_every_rule_healthy(prometheus):
 
 
 def test_the_rendered_rules_are_the_ones_loaded(prometheus, root):
-    import yaml
-
     loaded = sorted(r["name"] for _, r in rules(prometheus))
     rendered = sorted(rule["alert"] for path in (root / "config/prometheus/rules").glob("*.yml")
                       for group in (yaml.safe_load(path.read_text())["groups"] or []) for rule in group["rules"])
@@ -160,8 +160,6 @@ def test_prometheus_keeps_data_as_the_values_say(prometheus, stack_values):
 
 def test_admin_and_lifecycle_endpoints_are_off(urls):
     """No HTTP call can reload, shut down or delete data: reload is a signal (make reload)."""
-    import requests
-
     for path in ("/-/reload", "/-/quit"):
         assert requests.post(urls["prometheus"] + path, timeout=10).status_code == 403, path
     snapshot = requests.post(urls["prometheus"] + "/api/v1/admin/tsdb/snapshot", timeout=10)
