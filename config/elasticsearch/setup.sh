@@ -8,7 +8,8 @@
 #   - the index template of the data stream Logstash writes, so that policy applies;
 #   - @custom component templates that put APM Server's event data streams under a
 #     policy with the same retention;
-#   - the roles and users Logstash, APM Server and Grafana connect as, and the password
+#   - the roles and users Logstash, APM Server, Grafana and the elasticsearch exporter
+#     connect as, and the password
 #     of the built-in user kibana_system.
 # Safe to re-run: every call creates or replaces, and every password is set again from its
 # secret, so a changed .env takes effect on the next `make up`. The password of `elastic`
@@ -208,6 +209,10 @@ JSON
 send "role apm_writer" PUT "$BASE_URL/_security/role/apm_writer" <<'JSON'
 {"cluster": ["monitor"], "indices": [{"names": ["traces-apm*", "logs-apm*", "metrics-apm*"], "privileges": ["auto_configure", "create_doc"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
+# Health and statistics only, for the elasticsearch exporter.
+send "role cluster_monitor" PUT "$BASE_URL/_security/role/cluster_monitor" <<'JSON'
+{"cluster": ["monitor"], "indices": [{"names": ["*"], "privileges": ["monitor"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+JSON
 send "role grafana_reader" PUT "$BASE_URL/_security/role/grafana_reader" <<'JSON'
 {"cluster": ["monitor"], "indices": [{"names": ["logs-*"], "privileges": ["read", "view_index_metadata"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
@@ -221,6 +226,9 @@ ensure_user 'apm_server' 'apm_server_password' <<'JSON'
 JSON
 ensure_user 'grafana_reader' 'grafana_reader_password' <<'JSON'
 {"roles": ["grafana_reader"], "full_name": "Grafana (reads logs)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+JSON
+ensure_user 'elasticsearch_exporter' 'elasticsearch_exporter_password' <<'JSON'
+{"roles": ["cluster_monitor"], "full_name": "elasticsearch exporter (reads health and stats)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 set_password kibana_system kibana_system_password
 

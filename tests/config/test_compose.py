@@ -199,16 +199,19 @@ def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
             assert not leaked, (str(path.relative_to(root)), leaked)
 
 
-def test_every_secret_the_values_name_reaches_its_service(full, values):
-    """A `*_secret` under a service's values is mounted into that service's container."""
+def test_every_secret_the_values_name_reaches_its_service(full, values, root):
+    """A `*_secret` under a service's values is mounted into that service's container,
+    or passed to it as its .env variable."""
     from render import secret_references
 
+    raw = {name: service for path in sorted((root / "compose").glob("*.yml"))
+           for name, service in (yaml.safe_load(path.read_text()).get("services") or {}).items()}
     owners = {"alertmanager": values["alertmanager"], "grafana": values["grafana"],
-              "logstash": values["logstash"], "apm-server": values["apm"]}
+              "logstash": values["logstash"], "apm-server": values["apm"],
+              "elasticsearch-exporter": values["elasticsearch"]["exporter"]}
     for service, section in owners.items():
-        model = full["services"][service]
-        mounted = {s["source"] for s in model.get("secrets", [])}
-        environment = model.get("environment") or {}
+        mounted = {s["source"] for s in full["services"][service].get("secrets", [])}
+        environment = " ".join(str(v) for v in (raw[service].get("environment") or {}).values())
         for where, name in secret_references(section):
             env = values["secrets"][name]["env"]
-            assert name in mounted or env in environment, (service, where, name)
+            assert name in mounted or "${" + env in environment, (service, where, name)

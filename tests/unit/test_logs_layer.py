@@ -37,6 +37,7 @@ NASTY = {
     "APM_SERVER_PASSWORD": "apm pw with spaces & ampersand",
     "GRAFANA_READER_PASSWORD": "gr\\\"eader'",
     "KIBANA_SYSTEM_PASSWORD": "kibana$(touch /tmp/pwned)",
+    "ELASTICSEARCH_EXPORTER_PASSWORD": "exp;orter|pw>",
 }
 
 
@@ -329,6 +330,7 @@ def es_secrets(values: dict) -> dict[str, str]:
         values["logstash"]["elasticsearch"]["password_secret"]: "LOGSTASH_WRITER_PASSWORD",
         values["apm"]["elasticsearch"]["password_secret"]: "APM_SERVER_PASSWORD",
         values["grafana"]["datasources"]["elasticsearch"]["password_secret"]: "GRAFANA_READER_PASSWORD",
+        values["elasticsearch"]["exporter"]["password_secret"]: "ELASTICSEARCH_EXPORTER_PASSWORD",
         "kibana_system_password": "KIBANA_SYSTEM_PASSWORD",
     }
     return {name: NASTY[var] for name, var in names.items()}
@@ -355,6 +357,7 @@ def test_es_setup_sets_every_password_exactly_and_never_shows_one(rendered, valu
         values["logstash"]["elasticsearch"]["username"]: NASTY["LOGSTASH_WRITER_PASSWORD"],
         values["apm"]["elasticsearch"]["username"]: NASTY["APM_SERVER_PASSWORD"],
         values["grafana"]["datasources"]["elasticsearch"]["username"]: NASTY["GRAFANA_READER_PASSWORD"],
+        values["elasticsearch"]["exporter"]["username"]: NASTY["ELASTICSEARCH_EXPORTER_PASSWORD"],
     }
     for user, password in expected.items():
         body = bodies[("PUT", f"/_security/user/{user}")]
@@ -363,7 +366,7 @@ def test_es_setup_sets_every_password_exactly_and_never_shows_one(rendered, valu
     assert bodies[("POST", "/_security/user/kibana_system/_password")] == {"password": NASTY["KIBANA_SYSTEM_PASSWORD"]}
     assert not Path("/tmp/pwned").exists()
     # The elastic password is the bootstrap one and is never stored.
-    assert not [url for _, url in bodies if url.startswith("/_security/user/elastic")]
+    assert not [url for _, url in bodies if url.split("/")[3:4] == ["elastic"]]
 
 
 def test_es_setup_is_idempotent(rendered, values, stub):
