@@ -478,8 +478,9 @@ def image_ref(values: dict, service: str) -> str:
     return f"{images['registry']}{spec['repository']}:{spec['tag']}"
 
 
-def comment(text: str, marker: str = "#") -> str:
-    return "\n".join(f"{marker} {line}".rstrip() for line in text.splitlines())
+def comment(text: str) -> str:
+    """Text as YAML / shell / Logstash comment lines."""
+    return "\n".join(f"# {line}".rstrip() for line in text.splitlines())
 
 
 def environment() -> jinja2.Environment:
@@ -521,7 +522,7 @@ def render_tree(values: dict, target: Path) -> None:
         return layer == "core" or values["layers"][layer]
 
     env.tests["enabled"] = enabled
-    context = dict(values, values=values, image=lambda service: image_ref(values, service), enabled=enabled)
+    context = dict(values, image=lambda service: image_ref(values, service), enabled=enabled)
     for name in template_names():
         template = env.get_template(name)
         header = HEADER.format(template=name)

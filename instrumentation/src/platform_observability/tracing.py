@@ -9,6 +9,7 @@ https://opentelemetry.io/docs/languages/sdk-configuration/otlp-exporter/
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
@@ -69,22 +70,18 @@ def configure_tracing(
 
             SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=_provider)
         attempt("sqlalchemy", sqlalchemy)
+    def global_instrumentor(module: str, cls: str):
+        """Instrument a library process-wide, once (Redis, Celery)."""
+        def instrument():
+            instrumentor = getattr(importlib.import_module(module), cls)()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(tracer_provider=_provider)
+        return instrument
+
     if redis:
-        def redis_():
-            from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-            instrumentor = RedisInstrumentor()
-            if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(tracer_provider=_provider)
-        attempt("redis", redis_)
+        attempt("redis", global_instrumentor("opentelemetry.instrumentation.redis", "RedisInstrumentor"))
     if celery:
-        def celery_():
-            from opentelemetry.instrumentation.celery import CeleryInstrumentor
-
-            instrumentor = CeleryInstrumentor()
-            if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(tracer_provider=_provider)
-        attempt("celery", celery_)
+        attempt("celery", global_instrumentor("opentelemetry.instrumentation.celery", "CeleryInstrumentor"))
     return enabled
 
 
