@@ -4,14 +4,16 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON := .venv/bin/python
-# Extra values files, later ones win: make up VALUES="tests/values/standins.yaml"
+# Your own settings (see site.example.yaml) go over values.yaml when site.yaml exists;
+# extra values files go over both, later ones win: make up VALUES="tests/values/x.yaml"
 # Use the same VALUES for render, check, up, reload and test.
+SITE := $(wildcard site.yaml)
 VALUES ?=
-VALUES_ARGS := $(foreach f,$(VALUES),--values $(f))
-export BUNDLE_VALUES := $(VALUES)
+VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
+export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools render check up down ps logs reload clean test test-unit test-config test-live \
+.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-live \
 	test-instrumentation bench bench-instrumentation fullstack
 
 help: ## list the targets
@@ -31,13 +33,17 @@ instrumentation/.venv/.installed: instrumentation/requirements-test.txt instrume
 	instrumentation/.venv/bin/pip install --quiet --disable-pip-version-check -r instrumentation/requirements-test.txt
 	touch $@
 
-tools: ## fetch promtool and amtool (the versions CI proves) into .tools/bin (Debian, root)
+tools: venv ## fetch promtool and amtool (the versions CI proves) into .tools/bin (Debian, root)
 	scripts/fetch-tools.sh
 
-render: venv ## render values.yaml (+ VALUES) into config/ and validate; create .env on first use
+generate: venv ## rewrite the files made from the bundle's own facts (schema JSON, alert table, stand-ins overlay)
+	$(PYTHON) -m bundle.generate
+
+render: generate ## render values.yaml (+ site.yaml, VALUES) into config/ and validate; create .env on first use
 	$(PYTHON) render.py $(VALUES_ARGS)
 
-check: venv ## fail if config/ is stale, then validate it with promtool and amtool
+check: venv ## fail if a generated file or config/ is stale, then validate it with promtool and amtool
+	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
 up: venv ## render + validate, then start the stack and wait until every service is healthy

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Put host copies of promtool and amtool, of exactly the versions the stand-in
-# images run, into .tools/bin/ (relative to the repo root). They come from Debian
+# Put host copies of promtool and amtool, of exactly the versions in versions.yaml
+# (those the stand-in images run), into .tools/bin/ (relative to the repo root). They come from Debian
 # forky's packages (apt-get download + dpkg-deb -x; nothing is installed) and are
 # static-enough Go binaries that need only libc, so they run on the bookworm host.
 #
@@ -8,17 +8,24 @@
 # versions. Fails loudly when Debian serves a different upstream version.
 set -euo pipefail
 
-PROMTOOL_VERSION=3.5.3        # Debian package: promtool (source prometheus)
-AMTOOL_VERSION=0.33.1         # Debian package: prometheus-alertmanager
-
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$here/lib.sh"
 
+python=${PYTHON:-$root/.venv/bin/python}
+[ -x "$python" ] || obs_die "no $python: run make venv first (it reads versions.yaml)"
+while IFS='|' read -r tool package version; do
+    case $tool in
+        promtool) PROMTOOL_PACKAGE=$package PROMTOOL_VERSION=$version ;;
+        amtool) AMTOOL_PACKAGE=$package AMTOOL_VERSION=$version ;;
+    esac
+done < <(cd "$root" && "$python" -m bundle.versions validators)
+[ -n "${PROMTOOL_VERSION:-}" ] && [ -n "${AMTOOL_VERSION:-}" ] || obs_die "versions.yaml lacks promtool or amtool"
+
 bindir="$root/.tools/bin"
 
-# tool_version BIN -> prints the upstream version the binary reports, e.g. 3.5.3
+# tool_version BIN -> prints the upstream version the binary reports, e.g. 1.2.3
 tool_version() {
     "$1" --version 2>&1 | sed -n 's/^[a-z]* *, version \([0-9][0-9.]*\).*/\1/p' | head -n1
 }
@@ -38,7 +45,7 @@ obs_require_root
 obs_ensure_forky_source
 
 # Check what forky serves before downloading: the upstream part of the Debian
-# version (3.5.3+ds1-6 -> 3.5.3, 0.33.1-5 -> 0.33.1) must equal the pin.
+# version (1.2.3+ds1-6 -> 1.2.3) must equal the pin.
 check_served() { # PKG EXPECTED
     local deb upstream
     deb=$(obs_forky_version "$1")
@@ -50,15 +57,15 @@ check_served() { # PKG EXPECTED
     fi
     printf '%s\n' "$deb"
 }
-promtool_deb=$(check_served promtool "$PROMTOOL_VERSION")
-amtool_deb=$(check_served prometheus-alertmanager "$AMTOOL_VERSION")
+promtool_deb=$(check_served "$PROMTOOL_PACKAGE" "$PROMTOOL_VERSION")
+amtool_deb=$(check_served "$AMTOOL_PACKAGE" "$AMTOOL_VERSION")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (
     cd "$work"
-    obs_log "apt-get download promtool=$promtool_deb prometheus-alertmanager=$amtool_deb"
-    apt-get -qq -o APT::Sandbox::User=root download "promtool=$promtool_deb" "prometheus-alertmanager=$amtool_deb" >/dev/null \
+    obs_log "apt-get download $PROMTOOL_PACKAGE=$promtool_deb $AMTOOL_PACKAGE=$amtool_deb"
+    apt-get -qq -o APT::Sandbox::User=root download "$PROMTOOL_PACKAGE=$promtool_deb" "$AMTOOL_PACKAGE=$amtool_deb" >/dev/null \
         || obs_die "apt-get download failed"
     for deb in ./*.deb; do dpkg-deb -x "$deb" extract; done
 )

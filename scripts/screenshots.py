@@ -28,7 +28,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import render  # noqa: E402
+from bundle.secrets import read_env  # noqa: E402
 
 PUPPETEER = "puppeteer-core@23.9.0"
 TOOLS = ROOT / ".tools" / "screenshots"
@@ -83,8 +83,8 @@ def main() -> None:
         die("no dashboards under config/grafana/dashboards: render with layers.dashboards on")
     uids = [json.loads(p.read_text(encoding="utf-8"))["uid"] for p in dashboards]
 
-    compose_env = render.read_env(ROOT / "config" / "compose.env")
-    secrets = render.read_env(ROOT / ".env")
+    compose_env = read_env(ROOT / "config" / "compose.env")
+    secrets = read_env(ROOT / ".env")
     base = f"http://{compose_env['BIND_ADDRESS']}:{compose_env['GRAFANA_PORT']}"
     user, password = compose_env["GRAFANA_ADMIN_USER"], secrets.get("GRAFANA_ADMIN_PASSWORD", "")
     try:

@@ -8,7 +8,8 @@
 #      as build context, relying on Docker's layer cache.
 #   3. a quick check that each image's binary reports the pinned version.
 #
-# Needs a running Docker engine and debootstrap: scripts/provision-docker.sh.
+# Needs a running Docker engine and debootstrap (scripts/provision-docker.sh), and
+# .venv (make venv) to read versions.yaml.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,15 +21,12 @@ BASE_IMAGE=obsbundle-standin/base:forky
 MIRROR=http://deb.debian.org/debian
 CACHE_DIR=${OBS_STANDIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/obsbundle-standins}
 
-# service directory | image | upstream version | binary checked with --version
-SERVICES=(
-    "prometheus|obsbundle-standin/prometheus|3.5.3|/bin/prometheus"
-    "alertmanager|obsbundle-standin/alertmanager|0.33.1|/bin/alertmanager"
-    "node-exporter|obsbundle-standin/node-exporter|1.11.1|/bin/node_exporter"
-    "postgres-exporter|obsbundle-standin/postgres-exporter|0.19.1|/bin/postgres_exporter"
-    "redis-exporter|obsbundle-standin/redis-exporter|1.86.0|/redis_exporter"
-    "nginx-exporter|obsbundle-standin/nginx-exporter|1.5.1|/usr/bin/nginx-prometheus-exporter"
-)
+# One line per stand-in, from versions.yaml: directory | image | version | binary checked
+# with --version.
+python=${PYTHON:-$root/.venv/bin/python}
+[ -x "$python" ] || obs_die "no $python: run make venv first (it reads versions.yaml)"
+mapfile -t SERVICES < <(cd "$root" && "$python" -m bundle.versions standins)
+[ "${#SERVICES[@]}" -gt 0 ] || obs_die "versions.yaml lists no stand-in"
 
 timeout 20 docker info >/dev/null 2>&1 \
     || obs_die "no Docker daemon answers; run scripts/provision-docker.sh first"
@@ -126,8 +124,7 @@ obs_log "base ready ($((SECONDS - t0)) s)"
 
 built=()
 for entry in "${SERVICES[@]}"; do
-    IFS='|' read -r svc repo version bin <<<"$entry"
-    image="$repo:$version"
+    IFS='|' read -r svc image version bin <<<"$entry"
     t0=$SECONDS
     # The classic builder: the engine is Docker 20.10 and buildx may be absent.
     run "build-$svc" env DOCKER_BUILDKIT=0 docker build \

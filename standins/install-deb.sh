@@ -2,7 +2,7 @@
 # Used inside the stand-in Dockerfiles (copied to /usr/local/sbin/standin-install-deb):
 #   standin-install-deb PACKAGE UPSTREAM_VERSION
 # Installs one Debian package without recommends, fails if the upstream part of
-# the Debian version (3.5.3+ds1-6 -> 3.5.3) is not UPSTREAM_VERSION, then drops
+# the Debian version (1.2.3+ds1-6 -> 1.2.3) is not UPSTREAM_VERSION, then drops
 # the apt lists and caches so the layer stays small.
 set -eu
 pkg=${1:?usage: standin-install-deb PACKAGE UPSTREAM_VERSION}

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "live"))
 
-import render  # noqa: E402
+from bundle import DEFAULT_VALUES  # noqa: E402
+from bundle.cli import load  # noqa: E402
 from stack import SINK, alert_bound, compose, containers, platform  # noqa: E402
 
 OVERLAYS = shlex.split(os.environ.get("BUNDLE_VALUES", ""))
@@ -51,8 +52,7 @@ def render_figures(scratch: Path) -> None:
     alone = dict(os.environ, PROMTOOL="/bin/true", AMTOOL="/bin/true")
     figure("render_seconds", timed(base, alone), "s", "default values, validators off")
     big = scratch / "1000-targets.yaml"
-    jobs = [{"job_name": f"job-{i}", "targets": [f"host-{i}:9100"], "labels": {"team": f"t{i % 7}"}}
-            for i in range(1000)]
+    jobs = {f"job-{i}": {"targets": [f"host-{i}:9100"], "labels": {"team": f"t{i % 7}"}} for i in range(1000)}
     big.write_text(yaml.safe_dump({"prometheus": {"scrape_configs": jobs}}))
     big_run = [sys.executable, "render.py", "--output", str(scratch / "big"), "--env-file", str(scratch / ".env"),
                "--values", str(big)]
@@ -62,7 +62,7 @@ def render_figures(scratch: Path) -> None:
 
 
 def stack_figures() -> None:
-    values, _ = render.load_values([render.DEFAULT_VALUES, *(ROOT / p for p in OVERLAYS)])
+    values, _ = load([DEFAULT_VALUES, *(ROOT / p for p in OVERLAYS)])
     make_values = f"VALUES={' '.join(OVERLAYS)}"
     # Stopped, not removed: the demo platform's sink is attached to the stack's network.
     compose("stop")

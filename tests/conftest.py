@@ -13,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import render  # noqa: E402
+from bundle import DEFAULT_VALUES  # noqa: E402
+from bundle.cli import load  # noqa: E402
+from bundle.validate import find_tool  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +26,7 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def values() -> dict:
     """The defaults from values.yaml, as render.py loads them: tests compare against these."""
-    data, _ = render.load_values([render.DEFAULT_VALUES])
+    data, _ = load([DEFAULT_VALUES])
     return data
 
 
@@ -32,7 +34,7 @@ def values() -> dict:
 def tool():
     """The path of a validator (promtool, amtool): .tools/bin (make tools) or PATH."""
     def find(name: str) -> str:
-        exe = render.find_tool(name)
+        exe = find_tool(name)
         if exe is None:
             pytest.fail(f"{name} not found: run `make tools`")
         return exe
@@ -76,3 +78,4 @@ def run_render(tmp_path: Path):
         return Result(proc.returncode, proc.stderr, out, env_file)
 
     return run
+

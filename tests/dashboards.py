@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import render
+from bundle.output import render_tree
 
 DASHBOARDS = Path("grafana") / "dashboards"
 
@@ -22,7 +22,7 @@ LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\)$", re.S)
 def render_dashboards(values: dict, out: Path) -> dict[str, dict]:
     """Render every template for `values` into `out`; the dashboards by their path
     under config/grafana/dashboards (e.g. Infrastructure/system-overview.json)."""
-    render.render_tree(values, out)
+    render_tree(values, out)
     root = out / DASHBOARDS
     return {str(p.relative_to(root)): json.loads(p.read_text(encoding="utf-8"))
             for p in sorted(root.rglob("*.json"))} if root.exists() else {}

@@ -151,7 +151,7 @@ set_password() {
 es_ready() { [[ $STATUS == 200 ]]; }
 
 # ---------------------------------------------------------------- run
-read_secret ELASTIC_PASSWORD elastic_password
+read_secret ELASTIC_PASSWORD 'elastic_password'
 authenticate elastic "$ELASTIC_PASSWORD"
 wait_ready Elasticsearch "$BASE_URL/_cluster/health?wait_for_status=yellow&timeout=5s" es_ready
 
@@ -230,6 +230,6 @@ JSON
 ensure_user 'elasticsearch_exporter' 'elasticsearch_exporter_password' <<'JSON'
 {"roles": ["cluster_monitor"], "full_name": "elasticsearch exporter (reads health and stats)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
-set_password kibana_system kibana_system_password
+set_password kibana_system 'kibana_system_password'
 
 say "done"

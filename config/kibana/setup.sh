@@ -123,7 +123,7 @@ wait_ready() {
 kibana_ready() { [[ $STATUS == 200 ]]; }
 
 # ---------------------------------------------------------------- run
-read_secret ELASTIC_PASSWORD elastic_password
+read_secret ELASTIC_PASSWORD 'elastic_password'
 authenticate elastic "$ELASTIC_PASSWORD" 'kbn-xsrf: true'
 wait_ready Kibana "$BASE_URL/api/status" kibana_ready
 

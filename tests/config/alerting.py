@@ -14,7 +14,10 @@ from pathlib import Path
 
 import yaml
 
-import render
+from bundle import DEFAULT_VALUES
+from bundle.cli import load
+from bundle.output import render_tree
+from bundle.values import merge
 
 ROOT = Path(__file__).resolve().parents[2]
 # promtool test files a user keeps for the rules under values `custom_rules`.
@@ -29,17 +32,17 @@ EVERYTHING_ON = {
 
 def values_in_use() -> dict:
     overlays = [ROOT / p for p in shlex.split(os.environ.get("BUNDLE_VALUES", ""))]
-    values, _ = render.load_values([render.DEFAULT_VALUES, *overlays])
+    values, _ = load([DEFAULT_VALUES, *overlays])
     return values
 
 
 def rule_values() -> dict:
-    return render.merge(values_in_use(), EVERYTHING_ON)
+    return merge(values_in_use(), EVERYTHING_ON)
 
 
 def render_to(values: dict, target: Path) -> Path:
     """Render every template into `target` (no validators: the tests run them)."""
-    render.render_tree(values, target)
+    render_tree(values, target)
     return target
 
 

@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bundle.build import image_ref
+from bundle.secrets import read_env
+from compose_project import compose_command
+
 pytestmark = pytest.mark.config
 
 LAYERS = ["dashboards", "logs", "tracing", "apm"]
@@ -29,16 +33,14 @@ NO_HEALTHCHECK = {"nginx-exporter", "logstash-exporter"}
 def compose_config(root: Path, env_dir: Path) -> dict:
     if not shutil.which("docker"):
         pytest.fail("docker (with the compose plugin) is needed: see scripts/provision-docker.sh")
-    result = subprocess.run(["docker", "compose", "--env-file", str(env_dir / "config" / "compose.env"),
-                             "--env-file", str(env_dir / ".env"), "config", "--format", "json"],
-                            cwd=root, capture_output=True, text=True)
+    base, env = compose_command(env_dir / "config", env_dir / ".env")
+    result = subprocess.run([*base, "config", "--format", "json"], cwd=root, capture_output=True, text=True,
+                            env=env)
     assert result.returncode == 0, result.stderr
     # The model holds the secrets of env_dir/.env (interpolated into environment): keep
     # them out of any failure report.
-    import render
-
     text = result.stdout
-    for value in render.read_env(env_dir / ".env").values():
+    for value in read_env(env_dir / ".env").values():
         if len(value) >= 8:
             text = text.replace(json.dumps(value)[1:-1], "<secret>")
     return json.loads(text)
@@ -93,8 +95,6 @@ def long_running(model):
 
 
 def test_images_are_the_pinned_ones_from_values(full, values):
-    from render import image_ref
-
     wanted = {image_ref(values, k) for k in values["images"] if k != "registry"}
     for name, service in full["services"].items():
         assert service["image"] in wanted, (name, service["image"])
@@ -185,12 +185,10 @@ def test_no_credentials_in_committed_files(root, values):
 def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
     """The secrets this checkout actually uses (.env, when present) are nowhere in the
     files Compose and the services read."""
-    import render
-
     env = root / ".env"
     if not env.exists():
         pytest.skip("no .env here yet: make render creates it")
-    secrets = [v for v in render.read_env(env).values() if len(v) >= 8]
+    secrets = [v for v in read_env(env).values() if len(v) >= 8]
     assert secrets
     for path in [*(root / "config").rglob("*"), *(root / "compose").glob("*.yml")]:
         if path.is_file():
@@ -199,19 +197,67 @@ def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
             assert not leaked, (str(path.relative_to(root)), leaked)
 
 
-def test_every_secret_the_values_name_reaches_its_service(full, values, root):
-    """A `*_secret` under a service's values is mounted into that service's container,
-    or passed to it as its .env variable."""
-    from render import secret_references
+# Who must receive each secret of the defaults (README "Secrets", .env.example): the
+# services whose values name it, and the setup job that sets the Elasticsearch users'
+# passwords. Written out here, not derived from bundle/layers.yaml.
+SECRET_CONSUMERS = {
+    "smtp_password": {"alertmanager"},
+    "slack_webhook_url": {"alertmanager"},
+    "oncall_webhook_url": {"alertmanager"},
+    "postgres_exporter_password": {"postgres-exporter"},
+    "redis_password": {"redis-exporter"},
+    "grafana_admin_password": {"grafana"},
+    "grafana_reader_password": {"grafana", "elasticsearch-setup"},
+    "elastic_password": {"elasticsearch", "elasticsearch-setup", "kibana-setup"},
+    "kibana_system_password": {"kibana", "elasticsearch-setup"},
+    "kibana_encryption_key": {"kibana"},
+    "logstash_writer_password": {"logstash", "elasticsearch-setup"},
+    "elasticsearch_exporter_password": {"elasticsearch-exporter", "elasticsearch-setup"},
+    "apm_server_password": {"apm-server", "elasticsearch-setup"},
+    "apm_secret_token": {"apm-server"},
+}
 
-    raw = {name: service for path in sorted((root / "compose").glob("*.yml"))
-           for name, service in (yaml.safe_load(path.read_text()).get("services") or {}).items()}
-    owners = {"alertmanager": values["alertmanager"], "grafana": values["grafana"],
-              "logstash": values["logstash"], "apm-server": values["apm"],
-              "elasticsearch-exporter": values["elasticsearch"]["exporter"]}
-    for service, section in owners.items():
-        mounted = {s["source"] for s in full["services"][service].get("secrets", [])}
-        environment = " ".join(str(v) for v in (raw[service].get("environment") or {}).values())
-        for where, name in secret_references(section):
-            env = values["secrets"][name]["env"]
-            assert name in mounted or "${" + env in environment, (service, where, name)
+
+def secret_receivers(model: dict) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for name, service in model["services"].items():
+        for secret in service.get("secrets", []):
+            found.setdefault(secret["source"], set()).add(name)
+    return found
+
+
+def test_every_secret_reaches_exactly_the_services_that_use_it(full, values):
+    assert set(SECRET_CONSUMERS) == set(values["secrets"])
+    # kibana-setup runs in the post-up profile, outside the default model.
+    got = secret_receivers(full)
+    assert {k: v - {"kibana-setup"} for k, v in SECRET_CONSUMERS.items()} == got
+    for secret, spec in full["secrets"].items():
+        assert spec["environment"] == values["secrets"][secret]["env"], secret
+
+
+def test_a_layer_that_is_off_gets_no_secret_and_no_service(rendered):
+    layers, model, _ = rendered["core"]
+    assert set(secret_receivers(model)) == {"smtp_password", "slack_webhook_url", "oncall_webhook_url",
+                                           "postgres_exporter_password", "redis_password"}
+    _, model, _ = rendered["dashboards"]
+    assert secret_receivers(model)["grafana_reader_password"] == {"grafana"}   # no elasticsearch-setup
+
+
+def test_a_new_receiver_needs_only_values_and_env(root, run_render, tmp_path):
+    """README: adding a receiver touches values (or site.yaml) and .env, nothing else."""
+    overlay = {"secrets": {"pager_url": {"env": "PAGER_URL", "generate": False, "description": "pager"}},
+               "alertmanager": {"receivers": {"pager": {"webhook_configs": [{"url_secret": "pager_url"}]}},
+                                "route": {"routes": [{"matchers": ['team="billing"'], "receiver": "pager"}]}}}
+    first = run_render(overlay)
+    assert first.code == 0, first.stderr
+    assert "PAGER_URL=" in first.env_file.read_text()          # .env gains the variable
+    assert "PAGER_URL=" in (tmp_path / ".env.example").read_text()
+    first.env_file.write_text(first.env_file.read_text().replace("PAGER_URL=", "PAGER_URL=https://pager.example.com/x"))
+    assert run_render(overlay).code == 0
+    base, env = compose_command(first.output, first.env_file)
+    model = json.loads(subprocess.run([*base, "config", "--format", "json"], cwd=root, capture_output=True,
+                                      text=True, env=env, check=True).stdout)
+    assert "alertmanager" in secret_receivers(model)["pager_url"]
+    am = first.yaml("alertmanager/alertmanager.yml")
+    pager = next(r for r in am["receivers"] if r["name"] == "pager")
+    assert pager["webhook_configs"][0]["url_file"] == "/run/secrets/pager_url"

@@ -9,7 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-import render
+from bundle import DEFAULT_VALUES
+from bundle.cli import load
+from bundle.values import merge
 from dashboards import VARIABLE, prometheus_queries, render_dashboards
 
 pytestmark = pytest.mark.config
@@ -19,8 +21,8 @@ ALL_LAYERS = {"dashboards": True, "logs": True, "tracing": True, "apm": True}
 
 @pytest.fixture(scope="module")
 def queries(tmp_path_factory):
-    values, _ = render.load_values([render.DEFAULT_VALUES])
-    values = render.merge(values, {"layers": ALL_LAYERS})
+    values, _ = load([DEFAULT_VALUES])
+    values = merge(values, {"layers": ALL_LAYERS})
     dashboards = render_dashboards(values, tmp_path_factory.mktemp("config"))
     found = [q for d in dashboards.values() for q in prometheus_queries(d)]
     assert len(found) > 100, "expected every Prometheus dashboard to contribute its queries"

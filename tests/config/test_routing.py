@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import render
+from bundle import DEFAULT_VALUES
+from bundle.cli import load
 from alerting import alert_rules, render_to, rule_values, values_in_use
 
 pytestmark = pytest.mark.config
@@ -34,7 +35,7 @@ def amtool(tool):
 @pytest.fixture(scope="module")
 def default_config(tmp_path_factory) -> Path:
     """alertmanager/ rendered from values.yaml alone (the defaults a user starts from)."""
-    values, _ = render.load_values([render.DEFAULT_VALUES])
+    values, _ = load([DEFAULT_VALUES])
     return render_to(values, tmp_path_factory.mktemp("defaults") / "config") / "alertmanager"
 
 
@@ -195,7 +196,7 @@ def test_every_route_of_the_values_in_use(amtool, in_use):
         receivers = expected_receivers(tree, labels)
         assert_routes(amtool, config_dir, labels, receivers)
         reached.update(receivers)
-    unreached = {r["name"] for r in values["alertmanager"]["receivers"]} - reached
+    unreached = set(values["alertmanager"]["receivers"]) - reached
     assert not unreached, f"receivers no route leads to: {sorted(unreached)}"
 
 
@@ -327,11 +328,11 @@ def test_titles_carry_status_count_name_and_severity(amtool, default_config, tmp
 
 
 def test_slack_and_email_receivers_use_the_templates_unless_they_set_their_own(run_render):
-    result = run_render({"alertmanager": {"receivers": [
-        {"name": "ops-email", "email_configs": [{"to": "ops@example.com"}]},
-        {"name": "oncall-slack", "slack_configs": [{"channel": "#oncall", "api_url_secret": "slack_webhook_url",
-                                                    "title": "{{ .CommonLabels.alertname }} (custom)"}]},
-        {"name": "oncall-webhook", "webhook_configs": [{"url_secret": "oncall_webhook_url"}]}]}})
+    result = run_render({"alertmanager": {"receivers": {
+        "ops-email": {"email_configs": [{"to": "ops@example.com"}]},
+        "oncall-slack": {"slack_configs": [{"channel": "#oncall", "api_url_secret": "slack_webhook_url",
+                                            "title": "{{ .CommonLabels.alertname }} (custom)"}]},
+        "oncall-webhook": {"webhook_configs": [{"url_secret": "oncall_webhook_url"}]}}}})
     assert result.code == 0, result.stderr
     receivers = {r["name"]: r for r in result.yaml("alertmanager/alertmanager.yml")["receivers"]}
     email = receivers["ops-email"]["email_configs"][0]

@@ -21,7 +21,9 @@ from typing import Any, Callable
 import pytest
 import requests
 
-import render
+from bundle import DEFAULT_VALUES
+from bundle.cli import load
+from bundle.secrets import read_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -48,7 +50,7 @@ def pytest_collection_modifyitems(config, items):
 def stack_values() -> dict:
     """The values the stack was rendered from: values.yaml, then the VALUES overlays."""
     overlays = [ROOT / path for path in os.environ.get("VALUES", "").split()]
-    values, _ = render.load_values([render.DEFAULT_VALUES, *overlays])
+    values, _ = load([DEFAULT_VALUES, *overlays])
     return values
 
 
@@ -142,7 +144,7 @@ def stack() -> Stack:
     env_file = ROOT / ".env"
     if not env_file.exists():
         pytest.fail(".env is missing: run make up first", pytrace=False)
-    return Stack(stack_values(), render.read_env(env_file))
+    return Stack(stack_values(), read_env(env_file))
 
 
 # Datasources that exist only with their layer on (the others are always provisioned).

@@ -11,7 +11,8 @@ from typing import Callable
 import pytest
 import requests
 
-import render
+from bundle import DEFAULT_VALUES
+from bundle.cli import load
 from stack import ROOT, SINK, containers, send_traffic
 
 
@@ -23,7 +24,7 @@ def overlays() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def stack_values(overlays) -> dict:
-    values, _ = render.load_values([render.DEFAULT_VALUES, *overlays])
+    values, _ = load([DEFAULT_VALUES, *overlays])
     return values
 
 

@@ -13,6 +13,8 @@ from typing import Callable
 import pytest
 import requests
 
+from bundle.alerts import settings
+
 ROOT = Path(__file__).resolve().parents[2]
 # The demo platform's notification sink (tests/platform/app/sink.py), published on loopback.
 SINK = "http://127.0.0.1:18080"
@@ -74,7 +76,7 @@ def alert_bound(values: dict, alert: str) -> float:
     evaluation_interval + its `for` + the top route's group_wait."""
     prom = values["prometheus"]
     return (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
-            + seconds(values["alerts"][alert]["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))
+            + seconds(settings(values)[alert]["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))
 
 
 TRAFFIC = """

@@ -10,6 +10,7 @@ import requests
 import testinfra
 import yaml
 
+from bundle.layers import scrape_jobs
 from stack import containers, logs, platform, wait_for
 
 pytestmark = pytest.mark.live
@@ -33,11 +34,6 @@ def test_container_is_running_and_healthy(service, running, local):
     if inspect != "null":  # images without a shell have no healthcheck (nginx-exporter)
         wait_for(f"{service} healthy", lambda: [c for c in containers() if c["Service"] == service][0]["Health"] == "healthy",
                  timeout=60, services=(service,))
-
-
-def scrape_jobs(values):
-    return [job["job_name"] for job in values["prometheus"]["scrape_configs"]
-            if job.get("layer", "core") == "core" or values["layers"][job["layer"]]]
 
 
 def test_every_job_of_the_values_is_scraped(prometheus, stack_values):

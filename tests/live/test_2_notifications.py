@@ -51,7 +51,7 @@ def test_a_warning_reaches_the_email_receiver(sink, alertmanager, stack_values):
         assert f"mail probe {token}" in message and "warning" in message
         am = stack_values["alertmanager"]
         route = next(r for r in am["route"]["routes"] if 'severity="warning"' in r.get("matchers", []))
-        receiver = next(r for r in am["receivers"] if r["name"] == route["receiver"])
+        receiver = am["receivers"][route["receiver"]]
         assert [to.strip("<>") for to in mail[0]["body"]["to"]] == [c["to"] for c in receiver["email_configs"]]
     finally:
         ended = dict(alert, endsAt=datetime.now(timezone.utc).isoformat())

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import render
+from bundle.values import merge
 from dashboards import prometheus_queries, render_dashboards
 from stack import send_traffic, wait_for
 
@@ -34,7 +34,7 @@ NOT_RUN = {
 
 @pytest.fixture(scope="module")
 def queries(stack_values, tmp_path_factory):
-    values = render.merge(stack_values, {"layers": {"dashboards": True}})
+    values = merge(stack_values, {"layers": {"dashboards": True}})
     dashboards = render_dashboards(values, tmp_path_factory.mktemp("config"))
     assert dashboards, "no dashboards rendered"
     found = [q for d in dashboards.values() for q in prometheus_queries(d) if q.kind not in NOT_RUN]

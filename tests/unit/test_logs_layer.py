@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import render
+from bundle.secrets import read_env
+from compose_project import compose_command
 
 pytestmark = pytest.mark.unit
 
@@ -441,14 +442,15 @@ def services(root):
 
 @pytest.fixture
 def compose_env(rendered) -> dict[str, str]:
-    return render.read_env(rendered.output / "compose.env")
+    return read_env(rendered.output / "compose.env")
 
 
 # FROM scratch images: nothing to run a check with; Prometheus watches them (ExporterDown).
 NO_HEALTHCHECK = {"logstash-exporter"}
 
 
-def test_every_long_running_service_has_a_real_healthcheck(services):
+def test_every_long_running_service_has_a_real_healthcheck(services, rendered):
+    shared = yaml.safe_load(rendered.text("compose.overlay.yml"))["services"]
     for service, (_, spec) in services.items():
         if is_job(spec):
             continue
@@ -456,9 +458,10 @@ def test_every_long_running_service_has_a_real_healthcheck(services):
         assert not check.get("disable"), service
         if service not in NO_HEALTHCHECK:
             assert check.get("test", [None])[0] in ("CMD", "CMD-SHELL"), service
-        assert spec["restart"] == "unless-stopped", service
-        assert spec["security_opt"] == ["no-new-privileges:true"], service
-        assert spec["logging"]["driver"] == "json-file", service
+        # Restart, no-new-privileges and log rotation come from the generated overlay.
+        assert shared[service]["restart"] == "unless-stopped", service
+        assert shared[service]["security_opt"] == ["no-new-privileges:true"], service
+        assert shared[service]["logging"]["driver"] == "json-file", service
 
 
 def test_ports_are_bound_to_the_bind_address_only(services, compose_env):
@@ -498,19 +501,15 @@ def test_one_shot_jobs_nobody_waits_for_are_kept_out_of_up_wait(services):
             assert spec.get("profiles"), service
 
 
-def test_secrets_and_variables_are_all_declared(root, values, compose_env):
+def test_every_variable_the_compose_files_use_is_declared(root, values, compose_env):
+    """${VAR} in compose/logs.yml and compose/apm.yml is a rendered setting or a declared
+    secret's variable; their secrets are wired by the generated overlay, not listed here."""
     declared = {spec["env"] for spec in values["secrets"].values()}
     for name in LAYER_FILES:
         text = (root / name).read_text(encoding="utf-8")
         data = yaml.safe_load(text)
-        secrets = data.get("secrets", {})
-        for secret, spec in secrets.items():
-            assert spec == {"environment": spec["environment"]}, secret
-            assert spec["environment"] in declared, secret
-            assert secret in values["secrets"] and values["secrets"][secret]["env"] == spec["environment"]
-        for service, spec in data["services"].items():
-            for secret in spec.get("secrets", []):
-                assert secret in secrets or secret in layer(root, "compose/core.yml").get("secrets", {}), (name, service)
+        assert "secrets" not in data, name
+        assert not any("secrets" in spec for spec in data["services"].values()), name
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", code))
         unknown = used - set(compose_env) - declared
@@ -544,13 +543,12 @@ def test_docker_compose_accepts_the_project(run_render, values, root, tmp_path, 
     assert result.code == 0, result.stderr
     env_file = tmp_path / "secrets.env"
     write_env(env_file, known_env(values))
-    base = ["docker", "compose", "--project-directory", str(root),
-            "--env-file", str(result.output / "compose.env"), "--env-file", str(env_file)]
-    check = subprocess.run([*base, "config", "-q"], cwd=root, capture_output=True, text=True)
+    base, env = compose_command(result.output, env_file)
+    check = subprocess.run([*base, "config", "-q"], cwd=root, capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stderr
-    listed = subprocess.run([*base, "config", "--services"], cwd=root, capture_output=True, text=True)
+    listed = subprocess.run([*base, "config", "--services"], cwd=root, capture_output=True, text=True, env=env)
     everything = subprocess.run([*base, "--profile", "post-up", "config", "--services"],
-                                cwd=root, capture_output=True, text=True)
+                                cwd=root, capture_output=True, text=True, env=env)
     assert listed.returncode == everything.returncode == 0, listed.stderr + everything.stderr
     started = set(listed.stdout.split())
     logs_on = layers.get("logs", True)

@@ -1,4 +1,5 @@
-"""values.yaml and values.schema.json must not drift apart, and values.yaml documents itself."""
+"""values.yaml and values.schema.json must not drift apart, values.yaml documents itself,
+and the schema source states each shape once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import re
 
 import jsonschema
 import pytest
+import yaml
+
+from bundle import PACKAGE, alerts, generate
 
 
 pytestmark = pytest.mark.unit
@@ -33,8 +37,11 @@ def test_defaults_satisfy_the_schema(schema, values):
 
 def fixed_objects(schema, node, path=()):
     """(path, schema) of every object with fixed keys reachable without going through a
-    list or a free-form map: those keys must all appear in the defaults."""
+    list or a free-form map: those keys must all appear in the defaults. `alerts` is
+    not one: its defaults are the catalogue's, values.yaml only overrides them."""
     node = resolve(schema, node)
+    if path == ("alerts",):
+        return
     if node.get("type") == "object" and "properties" in node:
         yield path, node
         for key, sub in node["properties"].items():
@@ -89,18 +96,64 @@ def test_every_key_of_values_yaml_has_a_comment_above_it(root):
     assert not undocumented, undocumented
 
 
-def test_every_alert_in_values_has_a_rule_and_every_rule_its_values(values, run_render):
-    # Every layer and the opt-in alerts on, so that every rule the templates hold renders.
+def test_generated_files_are_fresh():
+    """values.schema.json, the alert table of docs/alerting.md and the stand-ins overlay
+    are what `make generate` writes now."""
+    stale = [str(path) for path, text in generate.expected().items() if path.read_text() != text]
+    assert not stale, f"run make generate: {stale}"
+
+
+def test_every_alert_of_the_catalogue_renders_with_the_settings_values_give_it(run_render):
+    # Every layer and the opt-in alert on, so that every rule of the catalogue renders.
+    overrides = {"HighCPUUsage": {"threshold": 93, "for": "17m", "severity": "critical"},
+                 "NginxHighErrorRate": {"enabled": True},
+                 "RedisDown": {"for": "3m"}}
     result = run_render({"layers": {"dashboards": True, "logs": True, "tracing": True, "apm": True},
-                         "alerts": {"NginxHighErrorRate": {"enabled": True}}})
+                         "alerts": overrides})
     assert result.code == 0, result.stderr
-    rules = [rule for path in sorted((result.output / "prometheus/rules").glob("*.yml")) if path.name != "custom.yml"
-             for group in result.yaml(f"prometheus/rules/{path.name}")["groups"] for rule in group["rules"]]
-    names = [r["alert"] for r in rules]
-    assert sorted(names) == sorted(values["alerts"])
-    for rule in rules:
-        spec = values["alerts"][rule["alert"]]
-        assert rule["for"] == spec["for"]
-        assert rule["labels"]["severity"] == spec["severity"]
-        if "threshold" in spec:
-            assert re.search(rf"[<>]\s*{re.escape(str(spec['threshold']))}\b", rule["expr"]), rule["alert"]
+    rules = {rule["alert"]: rule for path in sorted((result.output / "prometheus/rules").glob("*.yml"))
+             if path.name != "custom.yml"
+             for group in result.yaml(f"prometheus/rules/{path.name}")["groups"] for rule in group["rules"]}
+    assert sorted(rules) == sorted(entry["alert"] for entry in alerts.entries())
+    cpu = rules["HighCPUUsage"]
+    assert cpu["for"] == "17m" and cpu["labels"] == {"severity": "critical"}
+    assert re.search(r">\s*93\s*$", cpu["expr"].strip()) and "more than 93%" in cpu["annotations"]["description"]
+    assert rules["RedisDown"]["for"] == "3m"
+
+
+def test_an_alert_switched_off_is_not_rendered(run_render):
+    result = run_render({"alerts": {"HighCPUUsage": {"enabled": False}}})
+    assert result.code == 0, result.stderr
+    assert "alert: HighCPUUsage" not in result.text("prometheus/rules/platform.yml")
+    assert "alert: HighMemoryUsage" in result.text("prometheus/rules/platform.yml")
+
+
+def test_an_unknown_alert_or_setting_is_refused(run_render, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("alerts:\n  HighCPUUsge:\n    threshold: 90\n  RedisDown:\n    threshold: 3\n")
+    result = run_render(bad)
+    assert result.code == 1
+    assert "bad.yaml:2: alerts.HighCPUUsge: unknown key; did you mean 'HighCPUUsage'?" in result.stderr
+    assert "bad.yaml:5: alerts.RedisDown.threshold: unknown key" in result.stderr
+
+
+def shapes(node, out):
+    """Every mapping of the schema source with its canonical text."""
+    if isinstance(node, dict):
+        if len(node) >= 3:
+            out.append(yaml.safe_dump(node, sort_keys=True))
+        for value in node.values():
+            shapes(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            shapes(value, out)
+    return out
+
+
+def test_the_schema_source_states_each_shape_once():
+    """No object shape of three or more keys is written twice in values.schema.yaml: a
+    repeated one belongs in $defs (the alerts branch comes from the catalogue)."""
+    source = yaml.safe_load((PACKAGE / "values.schema.yaml").read_text())
+    found = shapes(source, [])
+    repeated = sorted({text for text in found if found.count(text) > 1})
+    assert not repeated, repeated

@@ -1,0 +1,41 @@
+"""Everything render.py writes under the output directory, as {relative path: text}."""
+
+from __future__ import annotations
+
+import jinja2
+
+from . import alerts, compose, dashboards, layers, notifications, templates
+from .errors import InputError
+
+
+def image_ref(values: dict, service: str) -> str:
+    images = values["images"]
+    spec = images[service]
+    return f"{images['registry']}{spec['repository']}:{spec['tag']}"
+
+
+def files(values: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    env = templates.environment()
+    on = layers.enabled(values)
+    context = dict(
+        values,
+        image=lambda service: image_ref(values, service),
+        compose_files=[layer.compose for layer in on] + ["config/compose.overlay.yml"],
+        scrape_jobs=layers.scrape_jobs(values),
+        alertmanager_receivers=notifications.receivers(values),
+    )
+    for name in templates.names(values):
+        header = templates.HEADER.format(template=name)
+        try:
+            text = env.get_template(name).render(context, header=header)
+        except (jinja2.TemplateError, ValueError) as exc:
+            raise InputError([f"templates/{name}: cannot render: {exc}"]) from None
+        out[name.removesuffix(".j2")] = text
+    for name, text in alerts.rule_files(values).items():
+        out[f"prometheus/rules/{name}"] = text
+    out["prometheus/rules/custom.yml"] = alerts.custom_rule_file(values)
+    if layers.is_on(values, "dashboards"):
+        out.update(dashboards.files(values))
+    out["compose.overlay.yml"] = compose.overlay(values)
+    return dict(sorted(out.items()))

@@ -1,0 +1,360 @@
+"""The input series of each bundle alert's promtool test: how to make it fire and how to
+keep it quiet. Everything else of the test (the rule, `for`, severity, annotations,
+runbook link) comes from the alert catalogue through tests/config/test_rules.py.
+
+Adding an alert to bundle/alerts.yaml means adding its Case here. Levels are in the
+alert's own unit (the catalogue's `unit`) and follow the threshold in use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from bundle.layers import scrape_jobs
+
+STEP = 15  # seconds between input samples and between rule evaluations
+
+
+def over(t: float) -> float:
+    """A percentage clearly above the threshold t."""
+    return min(t * 2, (t + 100) / 2) if t > 0 else 50
+
+
+def just_under(t: float) -> float:
+    return t - min(1, t * 0.05)
+
+
+def just_over(t: float) -> float:
+    return t + min(1, (100 - t) * 0.05)
+
+
+def gauge(v: float) -> tuple[str, float]:
+    return ("gauge", v)
+
+
+def counter(per_step: float) -> tuple[str, float]:
+    return ("counter", per_step)
+
+
+Series = dict[str, tuple[str, float]]  # selector -> (kind, value or increase per step)
+
+
+@dataclass
+class Case:
+    """How to make one alert fire and stay quiet; levels are in the alert's own unit."""
+
+    series: Callable[[dict, float], Series]
+    fire: Callable[[dict], float]
+    labels: Callable[[dict, float], dict]
+    # The value the expression yields at `fire` (what {{ $value }} shows): the level
+    # itself unless the level is a scale of something else.
+    value: Callable[[dict, float], float] = lambda a, level: level
+    healthy: float = 0
+    under: Callable[[dict], float] | None = None  # None: the alert has no threshold
+    true_from: int = 0  # seconds from the start until the expression holds (rates: STEP)
+    quiet: dict[str, Callable[[dict], Series]] = field(default_factory=dict)
+
+
+# Label sets of the example targets, as the values' scrape jobs label them.
+API = 'job="api-gateway",service="api-gateway",instance="api-gateway:8000"'
+NODE = 'job="node",service="host",instance="node-exporter:9100"'
+REDIS = 'job="redis",service="redis",instance="redis-exporter:9121"'
+PG = 'job="postgres",service="postgres",instance="postgres-exporter:9187"'
+PROM = 'job="prometheus",service="prometheus",instance="localhost:9090"'
+AM = 'job="alertmanager",service="alertmanager",instance="alertmanager:9093"'
+CELERY = 'job="celery",service="celery",instance="celery-worker:9808"'
+ES = 'job="elasticsearch",service="elasticsearch",instance="elasticsearch-exporter:9114"'
+LS = 'job="logstash",service="logstash",instance="logstash-exporter:9198"'
+
+
+def labels_of(selector: str, **extra) -> dict:
+    out = dict(re.findall(r'(\w+)="([^"]*)"', selector))
+    out.update(extra)
+    return out
+
+
+def root_fs(mountpoint: str, free_pct: float, fstype: str = "ext4", readonly: int = 0, device="/dev/sda1") -> Series:
+    sel = f'{NODE},device="{device}",fstype="{fstype}",mountpoint="{mountpoint}"'
+    return {
+        f"node_filesystem_size_bytes{{{sel}}}": gauge(1e11),
+        f"node_filesystem_avail_bytes{{{sel}}}": gauge(free_pct * 1e9),
+        f"node_filesystem_readonly{{{sel}}}": gauge(readonly),
+    }
+
+
+def fs_labels(mountpoint: str, fstype: str = "ext4", device="/dev/sda1") -> dict:
+    return labels_of(NODE, device=device, fstype=fstype, mountpoint=mountpoint)
+
+
+def histogram(t: float, lower: float, upper: float, per_step: float) -> Series:
+    """Requests whose latency all falls into the bucket (lower, upper]."""
+    sel = f'{API},method="GET",endpoint="/api/items/{{item_id}}"'
+    return {
+        f'http_request_duration_seconds_bucket{{{sel},le="{lower:g}"}}': counter(0),
+        f'http_request_duration_seconds_bucket{{{sel},le="{upper:g}"}}': counter(per_step),
+        f'http_request_duration_seconds_bucket{{{sel},le="+Inf"}}': counter(per_step),
+    }
+
+
+def ratio_counters(errors: str, total: str, pct: float, scale: float = 100) -> Series:
+    """Two counters: `errors` grows by pct% of what `total` grows (errors part of total)."""
+    return {errors: counter(pct * scale / 100), total: counter(scale - pct * scale / 100)}
+
+
+def pg_mount(a: dict) -> str:
+    return a["mountpoint"]
+
+
+# --------------------------------------------------------------------------- the cases
+
+CASES: dict[str, Case] = {
+    "HighErrorRate": Case(
+        series=lambda a, pct: ratio_counters(
+            f'http_requests_total{{{API},method="GET",endpoint="/api/items/{{item_id}}",status="503"}}',
+            f'http_requests_total{{{API},method="GET",endpoint="/api/items/{{item_id}}",status="200"}}', pct),
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), true_from=STEP,
+        labels=lambda a, v: {"job": "api-gateway", "service": "api-gateway"},
+        quiet={"4xx are not errors": lambda a: ratio_counters(
+            f'http_requests_total{{{API},method="GET",endpoint="/nowhere",status="404"}}',
+            f'http_requests_total{{{API},method="GET",endpoint="/nowhere",status="200"}}', 90)},
+    ),
+    "HighResponseTime": Case(
+        series=lambda a, x: histogram(a["threshold"], a["threshold"] * x / 2, a["threshold"] * x, 10),
+        # x scales the bucket: quantile 0.95 of (t*x/2, t*x] is t*x*0.975 (x=2: 1.95 t).
+        fire=lambda a: 2, under=lambda a: 1, healthy=0.2, true_from=STEP,
+        value=lambda a, x: a["threshold"] * x * 0.975,
+        labels=lambda a, x: {"job": "api-gateway", "service": "api-gateway"},
+    ),
+    "ServiceDown": Case(
+        series=lambda a, up: {f"up{{{API}}}": gauge(up)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(API),
+        quiet={"an exporter down is ExporterDown's": lambda a: {f"up{{{REDIS}}}": gauge(0)}},
+    ),
+    "CeleryWorkerDown": Case(
+        series=lambda a, up: {f"up{{{CELERY}}}": gauge(up),
+                              'up{job="celery",service="celery",instance="celery-worker-2:9808"}': gauge(up)},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: {"job": "celery", "service": "celery"},
+        quiet={"one worker of two still up": lambda a: {
+            f"up{{{CELERY}}}": gauge(0), 'up{job="celery",service="celery",instance="celery-worker-2:9808"}': gauge(1)}},
+    ),
+    "CeleryWorkerOffline": Case(
+        series=lambda a, up: {'flower_worker_online{job="flower",service="celery",instance="flower:5555",worker="celery@w1"}': gauge(up)},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: {"job": "flower", "service": "celery", "instance": "flower:5555", "worker": "celery@w1"},
+    ),
+    "RedisDown": Case(
+        series=lambda a, up: {f"redis_up{{{REDIS}}}": gauge(up)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(REDIS),
+    ),
+    "RedisMemoryHigh": Case(
+        series=lambda a, pct: {f"redis_memory_used_bytes{{{REDIS}}}": gauge(pct * 1e7),
+                               f"redis_memory_max_bytes{{{REDIS}}}": gauge(1e9)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=10,
+        labels=lambda a, v: labels_of(REDIS),
+        quiet={"no maxmemory set": lambda a: {f"redis_memory_used_bytes{{{REDIS}}}": gauge(1e9),
+                                               f"redis_memory_max_bytes{{{REDIS}}}": gauge(0)}},
+    ),
+    "RedisRejectedConnections": Case(
+        series=lambda a, n: {f"redis_rejected_connections_total{{{REDIS}}}": counter(n)},
+        fire=lambda a: a["threshold"] + 1, under=lambda a: a["threshold"] / 20 * 0.9, true_from=STEP,
+        labels=lambda a, v: labels_of(REDIS),
+    ),
+    "PostgresDown": Case(
+        series=lambda a, up: {f"pg_up{{{PG}}}": gauge(up)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(PG),
+    ),
+    "PostgresHighConnections": Case(
+        series=lambda a, pct: {f'pg_stat_database_numbackends{{{PG},datname="app"}}': gauge(pct * 1.5),
+                               f'pg_stat_database_numbackends{{{PG},datname="postgres"}}': gauge(pct * 0.5),
+                               f"pg_settings_max_connections{{{PG}}}": gauge(200)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=5,
+        labels=lambda a, v: {"job": "postgres", "instance": "postgres-exporter:9187"},
+    ),
+    "PostgresDeadlocks": Case(
+        series=lambda a, n: {f'pg_stat_database_deadlocks{{{PG},datname="app"}}': counter(n)},
+        fire=lambda a: a["threshold"] + 1, under=lambda a: a["threshold"] / 20 * 0.9, true_from=STEP,
+        labels=lambda a, v: labels_of(PG, datname="app"),
+        quiet={"template databases": lambda a: {
+            f'pg_stat_database_deadlocks{{{PG},datname="template1"}}': counter(a["threshold"] + 1)}},
+    ),
+    "DatabaseDiskFull": Case(
+        series=lambda a, used: root_fs(a["mountpoint"], 100 - used),
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=40,
+        labels=lambda a, v: fs_labels(a["mountpoint"]),
+        quiet={"a container's overlay at the same mountpoint": lambda a: root_fs(a["mountpoint"], 1, fstype="overlay", device="overlay"),
+               "another mountpoint": lambda a: root_fs(a["mountpoint"].rstrip("/") + "/elsewhere", 1)},
+    ),
+    "CeleryQueueBackup": Case(
+        series=lambda a, n: {f'celery_queue_length{{{API},queue="celery"}}': gauge(n)},
+        fire=lambda a: a["threshold"] * 2 + 2, under=lambda a: a["threshold"], healthy=0,
+        labels=lambda a, v: {"job": "api-gateway", "queue": "celery"},
+    ),
+    "HighTaskFailureRate": Case(
+        series=lambda a, pct: {
+            f'celery_task_failures_total{{{CELERY},task_name="generate_document"}}': counter(pct),
+            f'celery_task_duration_seconds_count{{{CELERY},task_name="generate_document"}}': counter(100)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), true_from=STEP,
+        labels=lambda a, v: {"job": "celery", "task_name": "generate_document"},
+    ),
+    "NginxHighErrorRate": Case(
+        series=lambda a, pct: ratio_counters(
+            f'{a["metric"]}{{job="nginx-log",instance="nginx-log-exporter:4040",method="GET",status="502"}}',
+            f'{a["metric"]}{{job="nginx-log",instance="nginx-log-exporter:4040",method="GET",status="200"}}', pct),
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), true_from=STEP,
+        labels=lambda a, v: {"job": "nginx-log", "instance": "nginx-log-exporter:4040"},
+    ),
+    "HighCPUUsage": Case(
+        series=lambda a, busy: {f'node_cpu_seconds_total{{{NODE},cpu="{c}",mode="idle"}}': counter(STEP * (1 - busy / 100))
+                                for c in (0, 1)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=20, true_from=STEP,
+        labels=lambda a, v: {"job": "node", "instance": "node-exporter:9100"},
+    ),
+    "HighMemoryUsage": Case(
+        series=lambda a, used: {f"node_memory_MemAvailable_bytes{{{NODE}}}": gauge((100 - used) * 1e8),
+                                f"node_memory_MemTotal_bytes{{{NODE}}}": gauge(1e10)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=30,
+        labels=lambda a, v: labels_of(NODE),
+    ),
+    "DiskSpaceLow": Case(
+        series=lambda a, free: root_fs("/", free),
+        fire=lambda a: a["threshold"] / 2, under=lambda a: just_over(a["threshold"]), healthy=60,
+        labels=lambda a, v: fs_labels("/"),
+        quiet={"read-only filesystem": lambda a: root_fs("/", a["threshold"] / 2, readonly=1),
+               "container overlay": lambda a: root_fs("/", a["threshold"] / 2, fstype="overlay", device="overlay"),
+               "pseudo filesystem": lambda a: root_fs("/run", a["threshold"] / 2, fstype="tmpfs", device="tmpfs"),
+               "docker's own mounts": lambda a: root_fs("/var/lib/docker/overlay2/x/merged", a["threshold"] / 2)},
+    ),
+    "DiskMetricsMissing": Case(
+        # level 1: the database's mountpoint is reported; 0: only another one is.
+        series=lambda a, present: {
+            f'node_uname_info{{{NODE},nodename="host"}}': gauge(1),
+            **root_fs(a["mountpoint"] if present else "/boot", 50)},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: {"job": "node", "instance": "node-exporter:9100"},
+        quiet={"no node_exporter at all": lambda a: {f"up{{{API}}}": gauge(1)}},
+    ),
+    "TargetMissing": Case(
+        series=None, fire=lambda a: 0, healthy=1,  # filled in below: needs the job list
+        labels=lambda a, v: {"job": "api-gateway"},
+    ),
+    "ExporterDown": Case(
+        series=lambda a, up: {f"up{{{REDIS}}}": gauge(up)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(REDIS),
+        quiet={"a service down is ServiceDown's": lambda a: {f"up{{{API}}}": gauge(0)}},
+    ),
+    "PrometheusRuleEvaluationFailures": Case(
+        series=lambda a, n: {f'prometheus_rule_evaluation_failures_total{{{PROM},rule_group="/etc/prometheus/rules/platform.yml;platform"}}': counter(n)},
+        fire=lambda a: 1, true_from=STEP,
+        labels=lambda a, v: labels_of(PROM, rule_group="/etc/prometheus/rules/platform.yml;platform"),
+    ),
+    "PrometheusNotificationsFailing": Case(
+        series=lambda a, pct: {
+            f'prometheus_notifications_errors_total{{{PROM},alertmanager="http://alertmanager:9093/api/v2/alerts"}}': counter(pct),
+            f'prometheus_notifications_sent_total{{{PROM},alertmanager="http://alertmanager:9093/api/v2/alerts"}}': counter(100)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), true_from=STEP,
+        labels=lambda a, v: labels_of(PROM, alertmanager="http://alertmanager:9093/api/v2/alerts"),
+    ),
+    "PrometheusConfigReloadFailed": Case(
+        series=lambda a, ok: {f"prometheus_config_last_reload_successful{{{PROM}}}": gauge(ok)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(PROM),
+    ),
+    "PrometheusTSDBCompactionsFailing": Case(
+        series=lambda a, n: {f"prometheus_tsdb_compactions_failed_total{{{PROM}}}": counter(n)}, fire=lambda a: 1, true_from=STEP,
+        labels=lambda a, v: labels_of(PROM),
+    ),
+    "PrometheusTSDBWALProblems": Case(
+        series=lambda a, n: {f"prometheus_tsdb_wal_corruptions_total{{{PROM}}}": counter(n),
+                             f"prometheus_tsdb_wal_writes_failed_total{{{PROM}}}": counter(0),
+                             f"prometheus_tsdb_wal_truncations_failed_total{{{PROM}}}": counter(n)},
+        fire=lambda a: 1, true_from=STEP,
+        labels=lambda a, v: labels_of(PROM),
+    ),
+    "PrometheusStorageFilling": Case(
+        series=lambda a, pct: {f"prometheus_tsdb_storage_blocks_bytes{{{PROM}}}": gauge((pct - 1) * 1e8),
+                               f"prometheus_tsdb_wal_storage_size_bytes{{{PROM}}}": gauge(1e8),
+                               f"prometheus_tsdb_retention_limit_bytes{{{PROM}}}": gauge(1e10)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=20,
+        labels=lambda a, v: labels_of(PROM),
+        quiet={"no size limit": lambda a: {f"prometheus_tsdb_storage_blocks_bytes{{{PROM}}}": gauge(1e12),
+                                           f"prometheus_tsdb_wal_storage_size_bytes{{{PROM}}}": gauge(1e8),
+                                           f"prometheus_tsdb_retention_limit_bytes{{{PROM}}}": gauge(0)}},
+    ),
+    "AlertmanagerNotificationsFailing": Case(
+        series=lambda a, pct: {
+            f'alertmanager_notifications_failed_total{{{AM},integration="slack",reason="serverError"}}': counter(pct),
+            f'alertmanager_notifications_failed_total{{{AM},integration="slack",reason="clientError"}}': counter(0),
+            f'alertmanager_notifications_total{{{AM},integration="slack"}}': counter(100),
+            f'alertmanager_notifications_total{{{AM},integration="email"}}': counter(100)},
+        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), true_from=STEP,
+        labels=lambda a, v: {"job": "alertmanager", "instance": "alertmanager:9093", "integration": "slack"},
+    ),
+    "AlertmanagerConfigReloadFailed": Case(
+        series=lambda a, ok: {f"alertmanager_config_last_reload_successful{{{AM}}}": gauge(ok)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(AM),
+    ),
+    "ElasticsearchDown": Case(
+        # level 1: health is reported; 0: the exporter answers but reads no health.
+        series=lambda a, ok: {f"up{{{ES}}}": gauge(1), **({
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="{c}"}}': gauge(1 if c == "green" else 0)
+            for c in ("green", "yellow", "red")} if ok else {})},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(ES),
+        quiet={"the exporter itself down is ExporterDown's": lambda a: {f"up{{{ES}}}": gauge(0)}},
+    ),
+    "ElasticsearchClusterRed": Case(
+        series=lambda a, red: {
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="green"}}': gauge(0),
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="yellow"}}': gauge(1 - red),
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="red"}}': gauge(red)},
+        fire=lambda a: 1, healthy=0,
+        labels=lambda a, v: labels_of(ES, es_cluster="logs", color="red"),
+    ),
+    "ElasticsearchClusterYellow": Case(
+        series=lambda a, yellow: {
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="green"}}': gauge(1 - yellow),
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="yellow"}}': gauge(yellow),
+            f"elasticsearch_cluster_health_number_of_data_nodes{{{ES},cluster=\"logs\"}}": gauge(3)},
+        fire=lambda a: 1, healthy=0,
+        labels=lambda a, v: labels_of(ES, es_cluster="logs", color="yellow"),
+        quiet={"a single node is always yellow": lambda a: {
+            f'elasticsearch_cluster_health_status{{{ES},cluster="logs",color="yellow"}}': gauge(1),
+            f"elasticsearch_cluster_health_number_of_data_nodes{{{ES},cluster=\"logs\"}}": gauge(1)}},
+    ),
+    "LogstashDown": Case(
+        series=lambda a, ok: {f"up{{{LS}}}": gauge(1), **(
+            {f'logstash_stats_pipeline_events_out{{{LS},pipeline="main"}}': counter(10)} if ok else {})},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(LS),
+    ),
+    "LogstashPipelineStalled": Case(
+        # level: events in per step while none go out (0: nothing in, nothing queued).
+        series=lambda a, n: {
+            f'logstash_stats_pipeline_events_in{{{LS},pipeline="main"}}': counter(n),
+            f'logstash_stats_pipeline_events_out{{{LS},pipeline="main"}}': counter(0),
+            f'logstash_stats_pipeline_queue_events_count{{{LS},pipeline="main"}}': gauge(0)},
+        fire=lambda a: 10, healthy=0, true_from=STEP,
+        labels=lambda a, v: {"job": "logstash", "instance": "logstash-exporter:9198", "pipeline": "main"},
+        quiet={"events flow out": lambda a: {
+            f'logstash_stats_pipeline_events_in{{{LS},pipeline="main"}}': counter(10),
+            f'logstash_stats_pipeline_events_out{{{LS},pipeline="main"}}': counter(10),
+            f'logstash_stats_pipeline_queue_events_count{{{LS},pipeline="main"}}': gauge(50)}},
+    ),
+    "LogstashDeadLetterQueueGrowing": Case(
+        series=lambda a, n: {f'logstash_stats_pipeline_dead_letter_queue_size_in_bytes{{{LS},pipeline="main"}}': counter(n)},
+        fire=lambda a: 1024, healthy=0, true_from=STEP,
+        labels=lambda a, v: {**labels_of(LS), "pipeline": "main"},
+    ),
+}
+
+
+def target_missing_series(values: dict) -> Callable[[dict, float], Series]:
+    jobs = list(scrape_jobs(values))
+
+    def series(a: dict, present: float) -> Series:
+        return {f'up{{job="{job}",instance="{job}:1"}}': gauge(1)
+                for job in jobs if present or job != "api-gateway"}
+
+    return series
