@@ -9,18 +9,20 @@ import sys
 
 import pytest
 
+from bundle.versions import validator_version
+
 
 pytestmark = pytest.mark.config
 
 
 def test_validators_are_a_version_the_stack_is_proven_with(tool, values):
-    """Debian's 3.5.3 / 0.33.1 (make tools, the stand-ins), or those of the pinned images."""
+    """Debian's of versions.yaml (make tools, the stand-ins), or those of the pinned images."""
     def version(exe):
         out = subprocess.run([exe, "--version"], capture_output=True, text=True)
         return (out.stdout + out.stderr).split("version ")[1].split()[0].split("+")[0]
 
-    assert version(tool("promtool")) in ("3.5.3", values["images"]["prometheus"]["tag"].lstrip("v"))
-    assert version(tool("amtool")) in ("0.33.1", values["images"]["alertmanager"]["tag"].lstrip("v"))
+    assert version(tool("promtool")) in (validator_version("promtool"), values["images"]["prometheus"]["tag"].lstrip("v"))
+    assert version(tool("amtool")) in (validator_version("amtool"), values["images"]["alertmanager"]["tag"].lstrip("v"))
 
 
 def test_config_is_fresh_for_the_values_in_use(root):
@@ -71,3 +73,13 @@ def test_render_refuses_what_amtool_refuses(run_render, tool):
         extra=["--require-validators"])
     assert result.code == 1
     assert "config/alertmanager/alertmanager.yml: amtool check-config failed" in result.stderr
+
+
+def test_the_site_example_renders_and_the_validators_accept_it(run_render, root):
+    """site.example.yaml, the file the README starts users from, is short and valid."""
+    example = root / "site.example.yaml"
+    assert len(example.read_text().splitlines()) <= 40
+    result = run_render(example, extra=["--require-validators"])
+    assert result.code == 0, result.stderr
+    jobs = {j["job_name"] for j in result.yaml("prometheus/prometheus.yml")["scrape_configs"]}
+    assert "billing" in jobs and "flower" not in jobs and "node" in jobs
