@@ -14,7 +14,7 @@ def image_ref(values: dict, service: str) -> str:
     return f"{images['registry']}{spec['repository']}:{spec['tag']}"
 
 
-def files(values: dict) -> dict[str, str]:
+def files(values: dict, source=None) -> dict[str, str]:
     out: dict[str, str] = {}
     env = templates.environment()
     on = layers.enabled(values)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets as random_secrets
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Iterator
 
 from . import layers
 from .errors import InputError
+from .formats import comment
 from .values import KeyPath, display, dotted
 
 SECRETS_MOUNT = "/run/secrets"
@@ -91,28 +93,102 @@ def consumers(values: dict, every_layer: bool = False) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------- .env
+#
+# render.py reads .env the way Compose does, for the forms where that is certain, and
+# refuses the rest, so the value it checks is the value a container gets:
+#   KEY=value      unquoted: up to " #" (a comment), trailing blanks dropped; Compose
+#                  expands $ here, so a $ is refused
+#   KEY='value'    literal; only \' is special (a quote)
+#   KEY="value"    escapes \n \r \t \\ \" \$ and $$; any other $ is refused (expanded)
+# A leading UTF-8 byte order mark is ignored, as Compose does.
+# https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file-syntax
 
-ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+ENV_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*)$")
+DOUBLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "$": "$",
+                  "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+QUOTE_FIX = "; write {key}='...' (single quotes keep every character but ' as written, \\' is a quote)"
 
 
-def read_env(path: Path) -> dict[str, str]:
-    """Parse a Compose-style .env file: KEY=value, 'literal', "escaped", # comments."""
-    env: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+def _quoted(rest: str, quote: str) -> tuple[str | None, str, str]:
+    """(value, text after the closing quote, problem) of a value starting with `quote`."""
+    body, i = [], 1
+    while i < len(rest):
+        c = rest[i]
+        if c == "\\" and i + 1 < len(rest):
+            n = rest[i + 1]
+            if quote == "'":
+                body.append("'" if n == "'" else c + n)
+            elif n in DOUBLE_ESCAPES:
+                body.append(DOUBLE_ESCAPES[n])
+            elif n.isdigit():
+                return None, "", "an octal escape in double quotes; write the character itself"
+            else:
+                body.append(c + n)
+            i += 2
+            continue
+        if c == quote:
+            return "".join(body), rest[i + 1:], ""
+        if c == "$" and quote == '"':
+            if rest[i + 1:i + 2] == "$":
+                body.append("$")
+                i += 2
+                continue
+            return None, "", "Compose expands $ inside double quotes"
+        body.append(c)
+        i += 1
+    return None, "", "the quoted value does not end on this line (render.py reads one value per line)"
+
+
+def parse_env(text: str, name: str) -> tuple[dict[str, tuple[str, int]], list[str]]:
+    """KEY -> (value, line) of a Compose-style .env text, and one problem line per line
+    render.py cannot read exactly as Compose does."""
+    env: dict[str, tuple[str, int]] = {}
+    problems = []
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
+        stripped = line.strip(" \t\r\f\v")
+        if not stripped or stripped.startswith("#"):
             continue
         match = ENV_LINE.match(line)
         if not match:
-            raise InputError([f"{display(path)}:{number}: expected KEY=value"])
-        key, raw = match.groups()
-        if raw[:1] == "'" and raw.endswith("'") and len(raw) > 1:
-            value = raw[1:-1]
-        elif raw[:1] == '"' and raw.endswith('"') and len(raw) > 1:
-            value = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw[1:-1])
+            problems.append(f"{name}:{number}: expected KEY=value, KEY of letters, digits and _")
+            continue
+        key, rest = match.groups()
+        rest = rest.rstrip(" \t\r\f\v")
+        if rest[:1] in ("'", '"'):
+            value, tail, why = _quoted(rest, rest[0])
+            if not why and tail.strip(" \t\r\f\v") and not tail.lstrip(" \t").startswith("#"):
+                why = "text after the closing quote (Compose would drop it)"
         else:
-            value = re.split(r"\s+#", raw, maxsplit=1)[0]
-        env[key] = value
-    return env
+            value, why = rest.split(" #", 1)[0].rstrip(), ""
+            if "$" in value:
+                why = "Compose expands $ in an unquoted value"
+        if why:
+            problems.append(f"{name}:{number}: {key}: {why}" + (QUOTE_FIX.format(key=key) if "$" in why else ""))
+            continue
+        if key in env:
+            problems.append(f"{name}:{number}: {key}: set again (first on line {env[key][1]}); keep one line")
+            continue
+        env[key] = (value, number)
+    return env, problems
+
+
+def read_env_text(path: Path) -> str:
+    try:
+        if path.is_dir():
+            raise InputError([f"{display(path)}: is a directory; expected the secrets file"])
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError([f"{display(path)}: is not UTF-8 text (byte {error.start}); save it as UTF-8"]) from None
+    except OSError as error:
+        raise InputError([f"{display(path)}: cannot read the file ({error.strerror})"]) from None
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """KEY -> value of a Compose-style .env file (see above); refuses what it cannot read exactly."""
+    env, problems = parse_env(read_env_text(path), display(path))
+    if problems:
+        raise InputError(problems)
+    return {key: value for key, (value, _) in env.items()}
 
 
 def env_example(values: dict) -> str:
@@ -125,8 +201,11 @@ def env_example(values: dict) -> str:
         "# (mode 0600, git-ignored: never commit it), give the variables marked",
         "# \"generated\" strong random values, and warn about empty ones you must fill in.",
         "# Compose copies each value into the containers that use it as the file",
-        "# /run/secrets/<name>. Values are taken literally up to the end of the line; quote",
-        "# with '...' if a value holds spaces or a #.",
+        "# /run/secrets/<name>. Write a value in single quotes, KEY='value', to have it taken",
+        "# exactly as written (inside them only \\' is special, a quote). Unquoted values end",
+        "# at \" #\" and Compose expands $ in them, so render.py refuses an unquoted $.",
+        "# .env holds only these secrets: settings come from values.yaml (config/compose.env),",
+        "# and render.py refuses a line here that would override one of them.",
         "# https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file",
     ]
     for title, generated in (("generated on first use", True), ("yours to fill in", False)):
@@ -134,20 +213,21 @@ def env_example(values: dict) -> str:
         for name, spec in values["secrets"].items():
             if bool(spec["generate"]) != generated:
                 continue
-            out += ["", f"# {spec['description'][:1].upper()}{spec['description'][1:]}"
-                        f"{' (may stay empty)' if spec.get('optional') else ''}."]
+            out += ["", comment(f"{spec['description'][:1].upper()}{spec['description'][1:]}"
+                                f"{' (may stay empty)' if spec.get('optional') else ''}.")]
             services = used_by.get(name)
             out.append(f"# Read as /run/secrets/{name} by: {', '.join(services)}." if services
                        else "# Not used by any service of the bundle's layers.")
             if spec.get("doc"):
-                out.append(f"# {spec['doc']}")
+                out.append(comment(spec["doc"]))
             out.append(f"{spec['env']}=")
     return "\n".join(out) + "\n"
 
 
-def plan_secrets(values: dict, env_path: Path) -> str | None:
-    """Check that .env holds every secret a running service needs; return its new text
-    if it must change.
+def plan_secrets(values: dict, env_path: Path, compose_env: str = "") -> str | None:
+    """Check that .env holds every secret a running service needs, and nothing that would
+    override a setting of config/compose.env (`compose_env`, its text); return the new
+    text of .env if it must change.
 
     A missing .env starts as a copy of the rendered .env.example. Secrets with
     `generate: true` get a strong random value when unset; every other secret a service
@@ -155,43 +235,64 @@ def plan_secrets(values: dict, env_path: Path) -> str | None:
     warning unless the secret is optional).
     """
     declared = values["secrets"]
-    if env_path.exists():
-        text = env_path.read_text(encoding="utf-8")
-        env = read_env(env_path)
-    else:
-        text = env_example(values)
-        env = dict(re.findall(r"(?m)^([A-Z][A-Z0-9_]*)=(.*)$", text))
-    changed = not env_path.exists()
+    name = display(env_path)
+    exists = env_path.exists() or env_path.is_symlink()
+    text = read_env_text(env_path) if exists else env_example(values)
+    parsed, problems = parse_env(text, name)
+    if problems:
+        raise InputError(problems)
+    if exists:
+        mode = stat.S_IMODE(os.stat(env_path).st_mode)
+        if mode & 0o077:
+            print(f"render.py: warning: {name}: mode {mode:04o} lets other users read the secrets; "
+                  f"run: chmod 600 {name}", file=sys.stderr)
+    settings, _ = parse_env(compose_env, "config/compose.env")
+    by_env = {spec["env"]: secret for secret, spec in declared.items()}
+    for var, (_, number) in parsed.items():
+        if var in settings or var.startswith("COMPOSE_"):
+            problems.append(
+                f"{name}:{number}: {var}: a setting, not a secret: Compose would take it over the value "
+                f"render.py writes to config/compose.env from values.yaml; remove the line and set it in "
+                f"values.yaml (or site.yaml)")
+        elif var not in by_env:
+            print(f"render.py: warning: {name}:{number}: {var} is not a secret declared in values.yaml "
+                  f"`secrets`; nothing in the stack reads it", file=sys.stderr)
+    if problems:
+        raise InputError(problems)
+    env = {var: value for var, (value, _) in parsed.items()}
+    lines = text.removeprefix("\ufeff").split("\n")
+    changed = not exists or text.startswith("\ufeff")
     for spec in declared.values():
         var = spec["env"]
         if spec["generate"] and not env.get(var):
             value = random_secrets.token_urlsafe(32)
-            line = re.compile(rf"(?m)^{var}=.*$")
-            if line.search(text):
-                text = line.sub(f"{var}={value}", text, count=1)
+            if var in parsed:
+                lines[parsed[var][1] - 1] = f"{var}={value}"
             else:
-                text = text.rstrip("\n") + f"\n{var}={value}\n"
+                if lines and lines[-1] == "":
+                    lines.pop()
+                lines += [f"{var}={value}", ""]
             env[var] = value
             changed = True
+    text = "\n".join(lines)
     users: dict[str, list[str]] = {}
-    for where, name in secret_references(values):
-        users.setdefault(name, []).append(dotted(where))
+    for where, secret in secret_references(values):
+        users.setdefault(secret, []).append(dotted(where))
     needed = consumers(values)
-    problems = []
-    for name, spec in declared.items():
-        if name not in needed:
+    for secret, spec in declared.items():
+        if secret not in needed:
             continue
         var = spec["env"]
         if var not in env:
             problems.append(
-                f"{display(env_path)}: {var}: missing; secrets.{name} in values needs it "
+                f"{name}: {var}: missing; secrets.{secret} in values needs it "
                 f"({spec['description']}): add a line {var}=..."
             )
             continue
         if not env[var] and not spec.get("optional", False):
-            used = ", ".join(users.get(name, [])) or "the services using it"
+            used = ", ".join(users.get(secret, [])) or "the services using it"
             print(
-                f"render.py: warning: {display(env_path)}: {var} is empty, so {used} cannot work "
+                f"render.py: warning: {name}: {var} is empty, so {used} cannot work "
                 f"until it is set ({spec['description']})",
                 file=sys.stderr,
             )
@@ -200,15 +301,32 @@ def plan_secrets(values: dict, env_path: Path) -> str | None:
     return text if changed else None
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def _write_atomically(path: Path, text: str, mode: int) -> None:
+    """Replace the file `path` names (through a symbolic link: the link stays) with
+    `text`, mode `mode`, in one step."""
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError([f"{display(path)}: cannot write the file ({error.strerror})"]) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mode 0600), atomically."""
+    _write_atomically(path, text, 0o600)
+
+
+def write_public(path: Path, text: str) -> None:
+    """Write a file anyone may read (mode 0644), atomically."""
+    _write_atomically(path, text, 0o644)

@@ -52,7 +52,9 @@ LAYER_FILES = {
 
 
 def produced(result) -> list[str]:
-    return sorted(str(p.relative_to(result.output)) for p in result.output.rglob("*") if p.is_file())
+    """The rendered files (the manifest of what render.py wrote aside)."""
+    return sorted(str(p.relative_to(result.output)) for p in result.output.rglob("*")
+                  if p.is_file() and p.name != ".render-manifest")
 
 
 def test_default_render_writes_every_file(run_render):
@@ -246,12 +248,13 @@ def test_missing_values_file_is_an_input_error(run_render, tmp_path):
     assert "nope.yaml: cannot read the file" in result.stderr
 
 
-def test_render_removes_files_no_template_produces(run_render):
+def test_render_removes_the_files_it_wrote_that_the_new_render_does_not_produce(run_render):
     first = run_render()
-    orphan = first.output / "prometheus" / "rules" / "old.yml"
-    orphan.write_text("groups: []\n")
-    assert run_render().code == 0
-    assert not orphan.exists()
+    assert (first.output / "jaeger" / "config.yml").exists()
+    result = run_render({"layers": {"tracing": False}})
+    assert result.code == 0, result.stderr
+    assert not (first.output / "jaeger").exists()
+    assert "jaeger/config.yml" not in (first.output / ".render-manifest").read_text()
 
 
 def test_render_keeps_directories_and_unchanged_files(run_render):
@@ -328,7 +331,8 @@ def test_logstash_string_escapes_round_trip():
 def test_password_with_quotes_and_backslashes_is_kept_in_env_and_out_of_the_output(run_render):
     password = 'p"a\'s s\\w#o$rd'
     first = run_render()
-    env = first.env_file.read_text().replace("SMTP_PASSWORD=\n", f"SMTP_PASSWORD='{password}'\n")
+    quoted = password.replace("'", "\\'")  # in single quotes only \' is special
+    env = first.env_file.read_text().replace("SMTP_PASSWORD=\n", f"SMTP_PASSWORD='{quoted}'\n")
     first.env_file.write_text(env)
     assert run_render().code == 0
     assert read_env(first.env_file)["SMTP_PASSWORD"] == password
