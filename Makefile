@@ -14,7 +14,7 @@ export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
 .PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-live \
-	test-instrumentation bench bench-instrumentation fullstack
+	test-instrumentation bench bench-instrumentation fullstack fuzz
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,6 +77,9 @@ test-live: venv ## smoke tests against the running stack (after make up)
 
 test-instrumentation: instrumentation/.venv/.installed ## the reference instrumentation: unit + integration tests
 	cd instrumentation && .venv/bin/python -m pytest
+
+fuzz: venv ## the property-based test of render.py with many random examples (FUZZ_EXAMPLES=2000)
+	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -m config tests/config/test_property.py --hypothesis-show-statistics
 
 test: venv test-instrumentation ## every test: instrumentation, unit, config, and live against the running stack
 	$(PYTHON) -m pytest

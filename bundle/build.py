@@ -6,6 +6,8 @@ import jinja2
 
 from . import alerts, compose, dashboards, layers, notifications, templates
 from .errors import InputError
+from .formats import Unwritable
+from .values import Source, dotted, key_paths
 
 
 def image_ref(values: dict, service: str) -> str:
@@ -14,7 +16,19 @@ def image_ref(values: dict, service: str) -> str:
     return f"{images['registry']}{spec['repository']}:{spec['tag']}"
 
 
-def files(values: dict, source=None) -> dict[str, str]:
+def holding(values: dict, value) -> list[tuple]:
+    """The key paths of the values whose value is `value`."""
+    out = []
+    for path in key_paths(values):
+        node = values
+        for part in path:
+            node = node[part]
+        if not isinstance(node, (dict, list)) and type(node) is type(value) and node == value:
+            out.append(path)
+    return out
+
+
+def files(values: dict, source: Source | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     env = templates.environment()
     on = layers.enabled(values)
@@ -29,6 +43,13 @@ def files(values: dict, source=None) -> dict[str, str]:
         header = templates.HEADER.format(template=name)
         try:
             text = env.get_template(name).render(context, header=header)
+        except Unwritable as exc:
+            output = "config/" + name.removesuffix(".j2")
+            paths = holding(values, exc.value)
+            if source is None or not paths:
+                raise InputError([f"templates/{name}: cannot render: {exc.reason} (got {exc.value!r})"]) from None
+            raise InputError([f"{source.where(path)}: {dotted(path)}: cannot be written to {output}: {exc.reason}"
+                              for path in paths]) from None
         except (jinja2.TemplateError, ValueError) as exc:
             raise InputError([f"templates/{name}: cannot render: {exc}"]) from None
         out[name.removesuffix(".j2")] = text

@@ -1,14 +1,16 @@
-"""Checks the schema cannot express: cross-references between values."""
+"""Checks the schema cannot express: cross-references between values, and what each
+service accepts beyond the shape of a value (service_problems)."""
 
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterator
 
-from . import layers, schema
+from . import compose, layers, schema
 from .errors import InputError
 from .secrets import secret_references
-from .values import KeyPath, Source, dotted
+from .values import KeyPath, Source, dotted, printable
 
 
 def route_receivers(route: dict, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
@@ -64,6 +66,167 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
 def check_values(values: dict, source: Source) -> None:
     problems = schema.problems(values, source)
     if not problems:
-        problems = semantic_problems(values, source)
+        problems = sorted(semantic_problems(values, source) + service_problems(values, source),
+                          key=schema.by_position)
     if problems:
         raise InputError(problems)
+
+
+# --------------------------------------------------------------------------- what services accept
+
+# Logstash replaces ${NAME} and ${NAME:default} in its pipeline (from its keystore or the
+# environment) and has no escape for them; the regex is Logstash's own.
+# https://www.elastic.co/docs/reference/logstash/environment-variables
+LOGSTASH_PLACEHOLDER = re.compile(r"\$\{[a-zA-Z_.][a-zA-Z0-9_.]*(:[^}]*)?\}")
+# The values that reach config/logstash/pipeline/logstash.conf as strings.
+LOGSTASH_VALUES = [("cluster",), ("environment",), ("logstash", "elasticsearch", "username")]
+# APM Server (libbeat) expands ${...} in apm-server.yml; these values reach it.
+# https://www.elastic.co/docs/solutions/observability/apm/apm-server/configure
+APM_VALUES = [("apm", "elasticsearch", "username")]
+# Logstash's own HTTP API inside its container (templates/logstash/config/logstash.yml.j2).
+LOGSTASH_API_PORT = 9600
+# Durations that Prometheus reads as "not set" when 0, using its default instead.
+NONZERO_DURATIONS = [("prometheus", "scrape_interval"), ("prometheus", "scrape_timeout"),
+                     ("prometheus", "evaluation_interval")]
+HOST_PORT = re.compile(r"^\$\{BIND_ADDRESS:\?\}:\$\{([A-Z0-9_]+)_PORT:\?\}:")
+
+# An address as Go's net/mail.ParseAddress takes it, in the common forms: local@domain or
+# Name <local@domain> (dot-atom local part and domain). Alertmanager parses `from` and `to`
+# only when it sends, so a bad one fails at the first notification.
+# https://pkg.go.dev/net/mail#ParseAddress
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+ADDR_SPEC = rf"{ATEXT}(\.{ATEXT})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+ADDRESS = re.compile(rf'^\s*({ADDR_SPEC}|([A-Za-z0-9 ._-]+|"[^"\\]*")\s*<{ADDR_SPEC}>)\s*$')
+
+
+def seconds(duration: str) -> float:
+    """A duration of the schema (Prometheus' or Go's units) in seconds."""
+    units = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001,
+             "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)(ms|us|µs|ns|[ywdhms])", duration))
+
+
+def address_problem(value: str, many: bool) -> str | None:
+    if "{{" in value:
+        return None  # a template: Alertmanager fills it in when it sends
+    parts = value.split(",") if many else [value]
+    if all(ADDRESS.match(part) for part in parts):
+        return None
+    return ("expected email addresses like ops@example.com or Ops <ops@example.com>, separated by commas"
+            if many else "expected one email address like alertmanager@example.com or "
+                         "Alertmanager <alertmanager@example.com>")
+
+
+def service_problems(values: dict, source: Source) -> list[str]:
+    """What the schema lets through but a service would refuse, or read differently."""
+    problems = []
+
+    def refuse(path: KeyPath, text: str) -> None:
+        problems.append(f"{source.where(path)}: {dotted(path)}: {text}")
+
+    prom = values["prometheus"]
+    for path in NONZERO_DURATIONS:
+        if seconds(prom[path[1]]) == 0:
+            refuse(path, "must be more than 0 (Prometheus reads 0 as not set and uses its default instead)")
+    for name, job in prom["scrape_configs"].items():
+        for key in ("scrape_interval", "scrape_timeout"):
+            if key in job and seconds(job[key]) == 0:
+                refuse(("prometheus", "scrape_configs", name, key),
+                       "must be more than 0 (Prometheus reads 0 as not set and uses the global one)")
+    retention = prom["retention"]
+    if seconds(retention["time"]) == 0 and re.fullmatch(r"0+[A-Z]*B", retention["size"]):
+        refuse(("prometheus", "retention"), "time and size are both 0, which Prometheus reads as not set: "
+                                            "it would keep 15d; set at least one limit")
+    for key in ("cluster", "environment"):
+        if key in prom["external_labels"]:
+            refuse(("prometheus", "external_labels", key),
+                   f"set from the top-level `{key}` key; change that one instead")
+    if seconds(values["jaeger"]["retention"]) == 0:
+        refuse(("jaeger", "retention"), "must be more than 0")
+
+    am = values["alertmanager"]
+    why = address_problem(am["smtp"]["from"], many=False)
+    if why:
+        refuse(("alertmanager", "smtp", "from"), why)
+    for name, receiver in am["receivers"].items():
+        for i, email in enumerate(receiver.get("email_configs", [])):
+            why = address_problem(email["to"], many=True)
+            if why:
+                refuse(("alertmanager", "receivers", name, "email_configs", i, "to"), why)
+
+    if layers.is_on(values, "logs"):
+        for path in LOGSTASH_VALUES:
+            value = lookup(values, path)
+            found = LOGSTASH_PLACEHOLDER.search(value)
+            if found:
+                refuse(path, f"holds {printable(found.group(0))}, which Logstash would replace with that variable "
+                             f"(a password, say) in every log event, and Logstash has no escape for it; "
+                             f"write it without ${{...}}")
+    if layers.is_on(values, "apm"):
+        for path in APM_VALUES:
+            value = lookup(values, path)
+            if "${" in value:
+                refuse(path, "holds ${, which APM Server would expand as a variable in apm-server.yml; "
+                             "write it without ${")
+    if layers.is_on(values, "logs"):
+        listeners = {key: values["logstash"][key]["port"] for key in ("tcp_json", "beats")}
+        if listeners["tcp_json"] == listeners["beats"]:
+            refuse(("logstash", "beats", "port"), f"{listeners['beats']} is also logstash.tcp_json.port; "
+                                                  f"Logstash's two inputs need two ports")
+        for key, port in listeners.items():
+            if port == LOGSTASH_API_PORT:
+                refuse(("logstash", key, "port"), f"{port} is Logstash's own API port in its container; "
+                                                  f"choose another")
+
+    published: dict[int, KeyPath] = {}
+    for path in published_ports(values):
+        port = lookup(values, path)
+        if port in published and {path[0], published[port][0]} == {"logstash"}:
+            continue  # two inputs on one port: reported above
+        if port in published:
+            refuse(path, f"{port} is also the host port of {dotted(published[port])} "
+                         f"({source.where(published[port])}); each published port needs its own")
+        else:
+            published[port] = path
+
+    if layers.is_on(values, "dashboards"):
+        seen: dict[str, dict] = {"uid": {}, "name": {}}
+        for ds, spec in values["grafana"]["datasources"].items():
+            if ds in ("elasticsearch", "jaeger") and not layers.is_on(values, "logs" if ds == "elasticsearch"
+                                                                      else "tracing"):
+                continue
+            for key in ("uid", "name"):
+                seen_key = spec[key] if key == "uid" else spec[key].casefold()
+                if seen_key in seen[key]:
+                    other = seen[key][seen_key]
+                    refuse(("grafana", "datasources", ds, key),
+                           f"{spec[key]!r} is also the {key} of grafana.datasources.{other}; "
+                           f"Grafana needs each datasource's {key} to be its own")
+                else:
+                    seen[key][seen_key] = ds
+    return problems
+
+
+def lookup(values: dict, path: KeyPath):
+    for part in path:
+        values = values[part]
+    return values
+
+
+def published_ports(values: dict) -> list[KeyPath]:
+    """The values paths of every host port the enabled layers publish, read from their
+    Compose files (`${BIND_ADDRESS}:${<NAME>_PORT}:...`; NAME is ports.<name>, or
+    logstash.<input>.port for LOGSTASH_<INPUT>_PORT)."""
+    out = []
+    for layer in layers.enabled(values):
+        for service in compose.definitions(layer.compose).values():
+            for entry in service.get("ports", []):
+                match = HOST_PORT.match(str(entry))
+                if not match:
+                    continue
+                key = match.group(1).lower()
+                if key in values["ports"]:
+                    out.append(("ports", key))
+                elif key.startswith("logstash_") and key[len("logstash_"):] in values["logstash"]:
+                    out.append(("logstash", key[len("logstash_"):], "port"))
+    return out

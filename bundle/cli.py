@@ -36,12 +36,12 @@ def example_path(env_file: Path) -> Path:
     return env_file.with_name(env_file.name + ".example")
 
 
-def check(files: dict[str, str], values: dict, output: Path, env_file: Path, example: str,
+def check(files: dict[str, str], values: dict, source: Source, output: Path, env_file: Path, example: str,
           require_validators: bool) -> int:
     """--check: validate a fresh render in a scratch directory and compare it with `output`."""
     with tempfile.TemporaryDirectory(prefix="render-check-") as scratch:
         write_tree(files, Path(scratch))
-        validate_tree(Path(scratch), values, require_validators)
+        validate_tree(Path(scratch), values, require_validators, source, compose=True)
     with shared_lock(output):
         stale = differences(files, output)
     current = example_path(env_file)
@@ -64,7 +64,7 @@ def render(value_files: list[Path], output: Path, check_only: bool, env_file: Pa
         values, source = load(value_files)
         check_values(values, source)
         files = build.files(values, source)
-        return check(files, values, output, env_file, env_example(values), require_validators)
+        return check(files, values, source, output, env_file, env_example(values), require_validators)
     # Locked first: a swap an interrupted render left is completed even when this
     # render's own input turns out to be invalid.
     with Transaction(output) as tx:
@@ -74,7 +74,7 @@ def render(value_files: list[Path], output: Path, check_only: bool, env_file: Pa
         example = env_example(values)
         env_text = plan_secrets(values, env_file, files.get("compose.env", ""))
         staged = tx.stage(files)
-        validate_tree(staged, values, require_validators)
+        validate_tree(staged, values, require_validators, source)
 
         def write_env_files() -> None:
             current = example_path(env_file)

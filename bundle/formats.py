@@ -75,12 +75,40 @@ def logstash_string(value: Any) -> str:
     return f'"{text}"'
 
 
+class Unwritable(ValueError):
+    """A value that a format cannot hold; build.py names the key it came from."""
+
+    def __init__(self, value: Any, reason: str):
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
+
+
 def to_env(value: Any) -> str:
-    """A value for a Compose .env file: single-quoted, so taken literally."""
+    r"""A value for a Compose env file, taken literally: in single quotes (where nothing is
+    special), or, when it holds a ' or a backslash, in double quotes with \\ \" and \$
+    escaped. https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file-syntax"""
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    if "'" in text or "\n" in text:
-        raise ValueError(f"cannot be written to a Compose env file: {text!r}")
-    return f"'{text}'"
+    if any(c in text for c in "\n\r\0"):
+        raise Unwritable(value, "a Compose env file holds one line per value: no line breaks")
+    if "'" not in text and "\\" not in text:
+        return f"'{text}'"
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def dollars(value: Any) -> Any:
+    """Every $ doubled, in a string or in the strings of a map or list: Prometheus (its
+    external labels) and Grafana (every provisioning value) expand $VAR, ${VAR},
+    $__env{} and $__file{}, and read $$ as one literal $.
+    https://prometheus.io/docs/prometheus/latest/configuration/configuration/#configuration-file
+    https://grafana.com/docs/grafana/latest/administration/provisioning/#using-environment-variables"""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: dollars(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [dollars(item) for item in value]
+    return value
 
 
 def comment(text: str) -> str:

@@ -22,3 +22,38 @@ def receivers(values: dict) -> list[dict]:
     return [{"name": name, **{key: [{**TEXTS[key], **item} for item in value] if key in TEXTS else value
                               for key, value in receiver.items()}}
             for name, receiver in values["alertmanager"]["receivers"].items()]
+
+
+# Fields of each receiver entry that Alertmanager renders as a template when it sends, and
+# the template type (html fields are HTML-escaped as they are rendered).
+# https://prometheus.io/docs/alerting/latest/configuration/#email_config
+TEMPLATED = {
+    "slack_configs": {"channel": "text", "username": "text", "title": "text", "fallback": "text", "text": "text"},
+    "email_configs": {"to": "text", "html": "html", "text": "text"},
+}
+
+
+def texts(values: dict) -> list[tuple[tuple, str, str]]:
+    """(values path, text, template type) of every notification text Alertmanager renders
+    from a template: the receivers' own fields and the bundle's defaults (reported at the
+    entry that gets them), and the SMTP sender; each distinct text once."""
+    out, seen = [], set()
+
+    def add(path: tuple, text, kind: str) -> None:
+        if isinstance(text, str) and (text, kind) not in seen:
+            seen.add((text, kind))
+            out.append((path, text, kind))
+
+    am = values["alertmanager"]
+    add(("alertmanager", "smtp", "from"), am["smtp"]["from"], "text")
+    for name, receiver in am["receivers"].items():
+        for key, fields in TEMPLATED.items():
+            for i, item in enumerate(receiver.get(key, [])):
+                entry = ("alertmanager", "receivers", name, key, i)
+                merged = {**TEXTS[key], **item}
+                for field, kind in fields.items():
+                    if field in merged:
+                        add(entry + ((field,) if field in item else ()), merged[field], kind)
+                for header, text in merged.get("headers", {}).items():
+                    add(entry + (("headers", header) if header in item.get("headers", {}) else ()), text, "text")
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from functools import cache
 from typing import Iterator
@@ -13,7 +14,7 @@ import jsonschema
 import yaml
 
 from . import PACKAGE, ROOT, alerts
-from .values import Source, dotted
+from .values import Source, dotted, printable
 
 SCHEMA_JSON = ROOT / "values.schema.json"
 
@@ -29,8 +30,26 @@ def json_text() -> str:
     return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+def _integer(_checker, value) -> bool:
+    """Only whole numbers written as such: 9090.0 is a float to Compose ("Invalid hostPort")
+    and to Elasticsearch ("30.0d"), though JSON Schema counts it as an integer."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(_checker, value) -> bool:
+    """Finite numbers only: .nan and .inf are no threshold a rule or a dashboard can use."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _integer, "number": _number}),
+)
+
+
 def problems(values: dict, source: Source) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = Validator(schema())
     found = [line for error in validator.iter_errors(values) for line in describe(error, source)]
     return sorted(found, key=by_position)
 
@@ -60,19 +79,40 @@ def describe(error: jsonschema.ValidationError, source: Source) -> Iterator[str]
         best = jsonschema.exceptions.best_match(error.context)
         yield from describe(best, source)
         return
-    expected = schema_node.get("x-expect")
-    if not expected:
-        expected = {
-            "type": f"a value of type {error.validator_value}",
-            "enum": "one of: " + ", ".join(map(str, error.validator_value or [])),
-            "minimum": f"a number >= {error.validator_value}",
-            "exclusiveMinimum": f"a number > {error.validator_value}",
-            "maximum": f"a number <= {error.validator_value}",
-            "minItems": f"at least {error.validator_value} item(s)",
-            "minProperties": f"at least {error.validator_value} entry(ies)",
-            "minLength": "a non-empty string",
-            "uniqueItems": "items without repeats",
-            "pattern": f"a string matching {error.validator_value}",
-        }.get(error.validator, error.message)
-    got = json.dumps(error.instance) if not isinstance(error.instance, (dict, list)) else type(error.instance).__name__
-    yield f"{source.where(path)}: {dotted(path)}: expected {expected} (got {got})"
+    expected = schema_node.get("x-expect") or expectation(error)
+    yield f"{source.where(path)}: {dotted(path)}: expected {expected} (got {shown(error.instance)})"
+
+
+def expectation(error: jsonschema.ValidationError) -> str:
+    """What a schema keyword asks for, in words."""
+    value = error.validator_value
+    kind = error.validator
+    if kind == "type":
+        return f"a value of type {value}"
+    if kind == "enum":
+        return "one of: " + ", ".join(map(str, value))
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
+        return f"a number {sign} {value}"
+    if kind == "minItems":
+        return f"at least {value} item(s)"
+    if kind == "minProperties":
+        return f"at least {value} entry(ies)"
+    if kind == "minLength":
+        return "a non-empty string" if value == 1 else f"a string of at least {value} characters"
+    if kind == "uniqueItems":
+        return "items without repeats"
+    if kind == "pattern":
+        return f"a string matching {value}"
+    return error.message
+
+
+def shown(value) -> str:
+    """A value for a message: JSON-like, at most 60 characters."""
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = printable(json.dumps(value, ensure_ascii=False, default=str))
+    return text if len(text) <= 60 else text[:57] + '..."'
+

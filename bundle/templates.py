@@ -6,7 +6,7 @@ from __future__ import annotations
 import jinja2
 
 from . import TEMPLATES, layers
-from .formats import comment, logstash_string, to_block_yaml, to_env, to_json, to_yaml
+from .formats import comment, dollars, logstash_string, to_block_yaml, to_env, to_json, to_yaml
 from .secrets import secret_file, with_secret_files
 
 HEADER = (
@@ -32,6 +32,7 @@ def environment() -> jinja2.Environment:
         to_env=to_env,
         with_secret_files=with_secret_files,
         comment=comment,
+        dollars=dollars,
     )
     env.globals.update(secret_file=secret_file)
     return env

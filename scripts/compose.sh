@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # docker compose with the stack's settings: config/compose.env (rendered from values.yaml:
-# images, ports, layers in COMPOSE_FILE) and .env (secrets). Run from anywhere:
+# images, ports, bind address, layers in COMPOSE_FILE) and .env (secrets). Run from anywhere:
 #   scripts/compose.sh ps
+# The reviewed settings win: config/compose.env is read last (a later --env-file wins),
+# render.py refuses a .env line that names one of its variables, and those variables are
+# dropped from this process's environment, which Compose would otherwise prefer to both.
+# https://docs.docker.com/compose/how-tos/environment-variables/envvars-precedence/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -f config/compose.env ] || { echo "config/compose.env is missing: run make render" >&2; exit 1; }
 [ -f .env ] || { echo ".env is missing: run make render" >&2; exit 1; }
-exec docker compose --env-file config/compose.env --env-file .env "$@"
+while IFS= read -r name; do
+    unset "$name"
+done < <(sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' config/compose.env; compgen -v COMPOSE_ || true)
+exec docker compose --env-file .env --env-file config/compose.env "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Put host copies of promtool and amtool, of exactly the versions in versions.yaml
-# (those the stand-in images run), into .tools/bin/ (relative to the repo root). They come from Debian
+# (those the stand-in images run), into .tools/bin/ (relative to the repo root), and
+# Alertmanager's default notification templates (which its binary embeds, and amtool
+# needs to render a text that uses them) into .tools/share/alertmanager/. They come from Debian
 # forky's packages (apt-get download + dpkg-deb -x; nothing is installed) and are
 # static-enough Go binaries that need only libc, so they run on the bookworm host.
 #
@@ -24,6 +26,7 @@ done < <(cd "$root" && "$python" -m bundle.versions validators)
 [ -n "${PROMTOOL_VERSION:-}" ] && [ -n "${AMTOOL_VERSION:-}" ] || obs_die "versions.yaml lacks promtool or amtool"
 
 bindir="$root/.tools/bin"
+sharedir="$root/.tools/share/alertmanager"
 
 # tool_version BIN -> prints the upstream version the binary reports, e.g. 1.2.3
 tool_version() {
@@ -33,7 +36,8 @@ tool_version() {
 is_current() {
     [ -x "$bindir/promtool" ] && [ -x "$bindir/amtool" ] \
         && [ "$(tool_version "$bindir/promtool")" = "$PROMTOOL_VERSION" ] \
-        && [ "$(tool_version "$bindir/amtool")" = "$AMTOOL_VERSION" ]
+        && [ "$(tool_version "$bindir/amtool")" = "$AMTOOL_VERSION" ] \
+        && [ -f "$sharedir/default.tmpl" ]
 }
 
 if is_current; then
@@ -82,4 +86,6 @@ if [ "$got_p" != "$PROMTOOL_VERSION" ] || [ "$got_a" != "$AMTOOL_VERSION" ]; the
 fi
 mv -f "$bindir/promtool.new" "$bindir/promtool"
 mv -f "$bindir/amtool.new" "$bindir/amtool"
+mkdir -p "$sharedir"
+install -m 0644 "$work"/extract/usr/share/prometheus/alertmanager/*.tmpl "$sharedir/"
 obs_log "installed .tools/bin/promtool $got_p and .tools/bin/amtool $got_a"

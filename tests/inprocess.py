@@ -3,10 +3,13 @@ times or replace a function to inject a fault; and a snapshot of a directory."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +67,24 @@ def snapshot(tree: Path) -> dict[str, tuple]:
 def contents(tree: Path) -> dict[str, bytes]:
     """Every file's bytes, by path under `tree`."""
     return {str(p.relative_to(tree)): p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+
+
+_RENDERS: dict[str, Path] = {}
+
+
+def rendered_copy(work: Path, overlay: dict | None = None) -> Path:
+    """work/config, work/.env and work/.env.example as a render of the defaults (+ overlay)
+    gives them: rendered once per test session, then copied (modes and times kept)."""
+    key = yaml.safe_dump(overlay) if overlay else ""
+    if key not in _RENDERS:
+        base = Path(tempfile.mkdtemp(prefix="render-cache-"))
+        atexit.register(shutil.rmtree, base, True)
+        result = render(base, *([overlay] if overlay else []))
+        assert result.code == 0, result.stderr
+        _RENDERS[key] = base
+    base = _RENDERS[key]
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(base / "config", work / "config", symlinks=True)
+    for name in (".env", ".env.example"):
+        shutil.copy2(base / name, work / name)
+    return work

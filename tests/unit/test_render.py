@@ -308,11 +308,11 @@ def test_template_syntax_in_values_is_written_literally(run_render):
 def test_quotes_and_backslashes_survive_every_output(run_render):
     nasty = 'a"b\'c\\d\\"e'
     result = run_render({"cluster": nasty, "alertmanager": {"receivers": {
-        "ops-email": {"email_configs": [{"to": nasty + "@example.com"}]}}}})
+        "oncall-slack": {"slack_configs": [{"api_url_secret": "slack_webhook_url", "title": nasty}]}}}})
     assert result.code == 0, result.stderr
     assert result.yaml("prometheus/prometheus.yml")["global"]["external_labels"]["cluster"] == nasty
     am = result.yaml("alertmanager/alertmanager.yml")
-    assert am["receivers"][0]["email_configs"][0]["to"] == nasty + "@example.com"
+    assert am["receivers"][1]["slack_configs"][0]["title"] == nasty
     conf = result.text("logstash/pipeline/logstash.conf")
     assert '"[labels][cluster]" => "a\\"b\'c\\\\d\\\\\\"e"' in conf
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import bundle.output
-from inprocess import contents, render, snapshot
+from inprocess import contents, render, rendered_copy, snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -34,10 +34,8 @@ def no_leftovers(work: Path) -> None:
 
 @pytest.fixture
 def rendered(tmp_path):
-    """A first render of the defaults into tmp_path/config."""
-    first = render(tmp_path)
-    assert first.code == 0, first.stderr
-    return tmp_path
+    """A render of the defaults in tmp_path/config."""
+    return rendered_copy(tmp_path)
 
 
 # --------------------------------------------------------------------------- --output
@@ -222,11 +220,7 @@ NEW = {"prometheus": {"scrape_interval": "30s"}, "layers": {"tracing": False},
 
 def fresh(tmp_path: Path, overlay: dict | None) -> dict[str, bytes]:
     """What a clean render of the defaults (+ overlay) gives."""
-    work = tmp_path / "fresh"
-    work.mkdir(parents=True)
-    result = render(work, *([overlay] if overlay else []))
-    assert result.code == 0, result.stderr
-    return contents(work / "config")
+    return contents(rendered_copy(tmp_path / "fresh", overlay) / "config")
 
 
 def test_a_render_killed_mid_swap_is_completed_by_the_next_run(rendered, tmp_path):
