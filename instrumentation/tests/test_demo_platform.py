@@ -76,6 +76,10 @@ def test_routes_metrics_and_logs(platform):
     assert value(text, "http_requests_total", method="GET", endpoint="/api/items/{item_id}", status="200") == 1
     assert value(text, "http_requests_total", method="GET", endpoint="/api/fail", status="503") == 1
     assert value(text, "http_requests_total", endpoint="unmatched", status="404") == 1
+    # the routes sit in routers with prefixes: the templates are the full paths
+    assert value(text, "http_requests_total", method="POST", endpoint="/api/tasks/{name}", status="200") == 3
+    assert value(text, "http_requests_total", method="POST", endpoint="/api/tasks/{name}", status="404") == 1
+    assert value(text, "http_requests_total", method="GET", endpoint="/health", status="200") == 1
     assert value(text, "http_request_duration_seconds_bucket", endpoint="/api/fail", le="+Inf") == 1
     assert value(text, "active_users") == 1
     assert value(text, "celery_queue_length", queue="celery") == 3  # no worker yet: all three wait

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
@@ -11,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from conftest import samples, value
-from platform_observability.asgi import UNMATCHED, PrometheusMiddleware, RequestContextMiddleware, instrument_app
+from platform_observability.asgi import UNMATCHED, PrometheusMiddleware, instrument_app
 from platform_observability.metrics import HttpMetrics
 
 
@@ -122,10 +124,172 @@ def test_plain_starlette_routes_and_mounts(registry):
     client.get("/users/7")
     client.get("/v2/orders/abc")
     client.get("/v2/nothing")
+    client.post("/users/7")
     text = generate_latest(registry)
     assert value(text, "http_requests_total", endpoint="/users/{user_id}", status="200") == 1
     assert value(text, "http_requests_total", endpoint="/v2/orders/{order_id}", status="200") == 1
-    assert value(text, "http_requests_total", endpoint="/v2", status="404") == 1
+    assert value(text, "http_requests_total", endpoint=UNMATCHED, status="404") == 1  # no route inside the mount
+    assert value(text, "http_requests_total", method="POST", endpoint="/users/{user_id}", status="405") == 1
+
+
+def routed_app():
+    """Routers as real apps use them: one router included at two prefixes, nested
+    routers, a mounted FastAPI app and a mounted Starlette app."""
+    app = FastAPI()
+    users = APIRouter(prefix="/users")
+
+    @users.get("/{uid}")
+    def user(uid: int):
+        return {"uid": uid}
+
+    inner = APIRouter(prefix="/inner")
+
+    @inner.get("/things/{thing}")
+    def thing(thing: str):
+        return {"thing": thing}
+
+    outer = APIRouter(prefix="/outer")
+    outer.include_router(inner)
+    app.include_router(users, prefix="/api/v1")
+    app.include_router(users, prefix="/api/v2")
+    app.include_router(outer, prefix="/api")
+    sub = FastAPI()
+
+    @sub.get("/reports/{rid}")
+    def report(rid: str):
+        return {"rid": rid}
+
+    app.mount("/sub", sub)
+
+    async def page(request):
+        return PlainTextResponse("page")
+
+    app.mount("/legacy", Starlette(routes=[Route("/pages/{name}", page)]))
+    return app
+
+
+ROUTED = [
+    ("/api/v1/users/1", "/api/v1/users/{uid}"),
+    ("/api/v2/users/2", "/api/v2/users/{uid}"),
+    ("/api/outer/inner/things/x", "/api/outer/inner/things/{thing}"),
+    ("/sub/reports/7", "/sub/reports/{rid}"),
+    ("/legacy/pages/home", "/legacy/pages/{name}"),
+]
+
+
+def test_routers_nested_routers_and_mounts_give_full_templates(registry):
+    app = routed_app()
+    instrument_app(app, metrics=HttpMetrics(registry))
+    client = TestClient(app)
+    for path, _ in ROUTED:
+        assert client.get(path).status_code == 200, path
+    assert client.get("/users/1").status_code == 404  # the router's own path is not served
+    assert client.get("/sub/nothing").status_code == 404
+    text = generate_latest(registry)
+    for _, template in ROUTED:
+        assert value(text, "http_requests_total", method="GET", endpoint=template, status="200") == 1, template
+    assert value(text, "http_requests_total", endpoint=UNMATCHED, status="404") == 2
+    endpoints = {l["endpoint"] for n, l, _ in samples(text) if n == "http_requests_total"}
+    assert endpoints == {t for _, t in ROUTED} | {UNMATCHED}
+
+
+def test_routes_added_after_the_first_request_are_found(registry):
+    app = FastAPI()
+    instrument_app(app, metrics=HttpMetrics(registry))
+    client = TestClient(app)
+    assert client.get("/metrics").status_code == 200
+    late = APIRouter(prefix="/late")
+
+    @late.get("/{x}")
+    def x(x: int):
+        return {}
+
+    app.include_router(late)
+    deadline = time.monotonic() + 5
+    while value(generate_latest(registry), "http_requests_total", endpoint="/late/{x}") is None:
+        assert time.monotonic() < deadline, "a route added after the first request stays unmatched"
+        assert client.get("/late/1").status_code == 200
+        time.sleep(0.3)
+
+
+def call_asgi(app, path: str, receive, method: str = "POST"):
+    """One request straight through ASGI; returns the messages the app sent."""
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def run():
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                   "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+                   "query_string": b"", "headers": [(b"content-length", b"100")],
+                   "client": ("127.0.0.1", 1), "server": ("t", 80)}, receive, send)
+
+    return run, sent
+
+
+def test_client_disconnect_is_499_not_500(registry):
+    import asyncio
+
+    app = FastAPI()
+
+    @app.post("/upload")
+    async def upload(request: Request):
+        await request.body()
+        return {}
+
+    @app.post("/slow")
+    async def slow():
+        await asyncio.sleep(30)
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+
+    async def gone():  # the client closed the connection before sending the body
+        return {"type": "http.disconnect"}
+
+    run, _ = call_asgi(app, "/upload", gone)
+    with pytest.raises(Exception):  # Starlette's ClientDisconnect, re-raised to the server
+        asyncio.run(run())
+
+    async def cancel_after_start():
+        async def receive():
+            await asyncio.sleep(30)
+
+        run, _ = call_asgi(app, "/slow", receive)
+        task = asyncio.ensure_future(run())
+        await asyncio.sleep(0.05)
+        task.cancel()  # what a server does with the task of a request whose client left
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_after_start())
+    text = generate_latest(registry)
+    assert value(text, "http_requests_total", endpoint="/upload", status="499") == 1
+    assert value(text, "http_requests_total", endpoint="/slow", status="499") == 1
+    assert not [l for n, l, _ in samples(text) if n == "http_requests_total" and l["status"].startswith("5")]
+
+
+def test_an_app_error_is_still_500_after_the_body_was_read(registry):
+    import asyncio
+
+    app = FastAPI()
+
+    @app.post("/broken")
+    async def broken(request: Request):
+        await request.body()
+        raise RuntimeError("a bug, not a disconnect")
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    messages = [{"type": "http.request", "body": b"x" * 100, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    run, sent = call_asgi(app, "/broken", receive)
+    with pytest.raises(RuntimeError):
+        asyncio.run(run())
+    assert sent and sent[0]["status"] == 500
+    assert value(generate_latest(registry), "http_requests_total", endpoint="/broken", status="500") == 1
 
 
 def test_metrics_endpoint_serves_exposition_format():
@@ -133,10 +297,19 @@ def test_metrics_endpoint_serves_exposition_format():
     instrument_app(app)  # the default registry, as an app uses it
     client = TestClient(app)
     client.get("/metrics")
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert value(response.text, "http_requests_total", endpoint="/metrics", status="200") >= 1
+    assert client.post("/metrics").status_code == 405
+    # Prometheus asks for OpenMetrics and gzip; a name[] filter narrows the families
+    response = client.get("/metrics", params={"name[]": "http_requests_total"},
+                          headers={"Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "gzip"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text.rstrip().endswith("# EOF")  # httpx has unzipped it
+    families = {line.split()[2] for line in response.text.splitlines() if line.startswith("# TYPE")}
+    assert families == {"http_requests"}
 
 
 def test_existing_metrics_route_is_kept(registry):
@@ -183,17 +356,19 @@ def test_app_set_request_id_header_is_not_duplicated(registry):
     assert r.headers.get_list("x-request-id") == ["from-app"]
 
 
-@pytest.mark.parametrize("mw", [PrometheusMiddleware, RequestContextMiddleware])
-def test_middlewares_pass_lifespan_through(mw, registry):
-    app = FastAPI()
+@pytest.mark.parametrize("request_id_header", [None, "X-Request-ID"])
+def test_middleware_passes_lifespan_through(request_id_header, registry):
+    from contextlib import asynccontextmanager
+
     started = []
 
-    @app.on_event("startup")
-    def up():
+    @asynccontextmanager
+    async def lifespan(app):
         started.append(True)
+        yield
 
-    kwargs = {"metrics": HttpMetrics(registry)} if mw is PrometheusMiddleware else {}
-    app.add_middleware(mw, **kwargs)
+    app = FastAPI(lifespan=lifespan)
+    app.add_middleware(PrometheusMiddleware, metrics=HttpMetrics(registry), request_id_header=request_id_header)
     with TestClient(app):
         pass
     assert started == [True]
@@ -202,7 +377,7 @@ def test_middlewares_pass_lifespan_through(mw, registry):
 def test_tracking_active_users_twice_keeps_one_family():
     from platform_observability import InMemoryActiveUsers, set_user_id
     from platform_observability.asgi import track_active_users
-    from platform_observability.metrics import render_latest
+    from platform_observability.metrics import exposition_registry
 
     track_active_users(InMemoryActiveUsers())
     tracker = InMemoryActiveUsers()
@@ -210,6 +385,6 @@ def test_tracking_active_users_twice_keeps_one_family():
     set_user_id("u1")
     set_user_id("u2")
     set_user_id(None)
-    text = render_latest().decode()
+    text = generate_latest(exposition_registry()).decode()
     assert text.count("# TYPE active_users gauge") == 1
     assert value(text, "active_users") == 2 == tracker.count()

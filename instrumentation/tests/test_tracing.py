@@ -53,6 +53,56 @@ def test_fastapi_spans_and_trace_ids_in_logs(registry):
     assert doc["http"]["request"]["id"] == "r-9"
 
 
+def test_metric_route_equals_span_http_route(registry):
+    """Routers at two prefixes, nested routers, a mounted FastAPI and a mounted Starlette
+    app: the metric's endpoint and the server span's http.route are the same template."""
+    from prometheus_client import generate_latest
+    from test_http_metrics import ROUTED, routed_app
+    from tracing_helpers import exporter, finished_spans
+
+    from conftest import value
+    from platform_observability.tracing import configure_tracing
+
+    app = routed_app()
+    instrument_app(app, metrics=HttpMetrics(registry))
+    configure_tracing("svc", app=app, exporter=exporter(), redis=False)
+    client = TestClient(app)
+    for path, template in ROUTED:
+        exporter().clear()
+        assert client.get(path).status_code == 200
+        servers = [s for s in finished_spans() if s.kind.name == "SERVER" and s.attributes.get("url.path", s.attributes.get("http.target")) == path]
+        assert servers, [(s.name, dict(s.attributes)) for s in finished_spans()]
+        assert servers[0].attributes["http.route"] == template, path
+        assert servers[0].name == f"GET {template}"
+        assert value(generate_latest(registry), "http_requests_total", endpoint=template, status="200") == 1
+
+
+def test_fastapi_excluded_urls_variable_is_honoured(monkeypatch, registry):
+    from tracing_helpers import exporter, finished_spans
+
+    from platform_observability.tracing import configure_tracing
+
+    monkeypatch.setenv("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "/quiet")
+    app = FastAPI()
+
+    @app.get("/quiet")
+    def quiet():
+        return {}
+
+    @app.get("/health")
+    def health():
+        return {}
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    configure_tracing("svc", app=app, exporter=exporter(), redis=False)
+    exporter().clear()
+    client = TestClient(app)
+    client.get("/quiet")
+    client.get("/health")  # excluded by default only: the variable replaces the default
+    routes = {s.attributes.get("http.route") for s in finished_spans() if s.kind.name == "SERVER"}
+    assert routes == {"/health"}
+
+
 def test_otlp_exporter_posts_protobuf_to_v1_traces():
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer

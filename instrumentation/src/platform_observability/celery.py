@@ -16,7 +16,7 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily
 
-from .metrics import TaskMetrics, multiprocess_enabled, register_live_collector, render_latest, task_metrics
+from .metrics import TaskMetrics, multiprocess_enabled, register_live_collector, task_metrics
 
 log = logging.getLogger(__name__)
 
@@ -96,38 +96,15 @@ _servers: dict[int, object] = {}
 
 
 def serve_metrics(port: int, addr: str = "0.0.0.0"):
-    """Serve render_latest() on http://addr:port/metrics from a daemon thread (once per port)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    """Serve exposition_registry() on http://addr:port/metrics from a daemon thread, once
+    per port: prometheus_client's start_http_server (OpenMetrics, gzip, name[])."""
+    from prometheus_client import start_http_server
 
-    from .metrics import CONTENT_TYPE_LATEST
+    from .metrics import exposition_registry
 
-    if port in _servers:
-        return _servers[port]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            try:
-                body = render_latest()
-            except Exception as exc:
-                self.send_error(500, str(exc))
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):  # no access log on stderr for every scrape
-            pass
-
-    server = ThreadingHTTPServer((addr, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name=f"metrics-{port}", daemon=True).start()
-    _servers[port] = server
-    return server
+    if port not in _servers:
+        _servers[port], _ = start_http_server(port, addr, registry=exposition_registry())
+    return _servers[port]
 
 
 class QueueLengthCollector:
@@ -216,6 +193,9 @@ class QueueLengthCollector:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def describe(self):
+        yield GaugeMetricFamily("celery_queue_length", "Messages waiting in a Celery broker queue", labels=["queue"])
 
     def collect(self):
         if self._thread is None or self._pid != os.getpid():

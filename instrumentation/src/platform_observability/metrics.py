@@ -1,12 +1,13 @@
 """The metrics the bundle's alerts and dashboards read, and the /metrics exposition.
 
 The names and label sets here are a contract with templates/prometheus/rules/platform.yml.j2:
-rename one and an alert silently stops matching. tests/test_metrics.py pins them.
+rename one and an alert silently stops matching. The tests pin them (test_http_metrics.py,
+test_celery_metrics.py, test_logs.py for the log shipper's own metrics).
 
 Multi-process servers (gunicorn/uvicorn workers, Celery prefork): set
 PROMETHEUS_MULTIPROC_DIR to an empty, writable directory *before* the processes start
 (prometheus_client reads it when it is first imported); every process then writes its
-values there and `render_latest()` aggregates them. See
+values there and `exposition_registry()` aggregates them. See
 https://prometheus.github.io/client_python/multiprocess/
 """
 
@@ -17,14 +18,7 @@ import os
 import threading
 from typing import Callable, Iterable
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
@@ -34,7 +28,6 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
 TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 __all__ = [
-    "CONTENT_TYPE_LATEST",
     "HttpMetrics",
     "BusinessMetrics",
     "TaskMetrics",
@@ -42,8 +35,10 @@ __all__ = [
     "business_metrics",
     "task_metrics",
     "multiprocess_enabled",
-    "render_latest",
+    "exposition_registry",
+    "shipper_metrics",
     "register_live_collector",
+    "unregister_live_collector",
     "ActiveUsersCollector",
 ]
 
@@ -117,38 +112,51 @@ def task_metrics() -> TaskMetrics:
 
 
 # Gauges whose value is read at scrape time in the scraping process (queue depth from the
-# broker, active users from a shared store). They are kept out of the multiprocess files:
-# a per-process copy of a value that lives outside the process is meaningless.
-_live = CollectorRegistry(auto_describe=False)
+# broker, active users from a shared store): collectors with a describe(), registered on
+# the default registry and, with PROMETHEUS_MULTIPROC_DIR, on the multiprocess exposition
+# registry. They never reach the multiprocess files: a per-process copy of a value that
+# lives outside the process is meaningless.
+_live_collectors: list = []
+_multiprocess_registry: CollectorRegistry | None = None
 
 
 def register_live_collector(collector) -> None:
-    _live.register(collector)
+    with _lock:
+        REGISTRY.register(collector)
+        _live_collectors.append(collector)
+        if _multiprocess_registry is not None:
+            _multiprocess_registry.register(collector)
 
 
 def unregister_live_collector(collector) -> None:
-    try:
-        _live.unregister(collector)
-    except KeyError:
-        pass
+    with _lock:
+        if collector in _live_collectors:
+            _live_collectors.remove(collector)
+            REGISTRY.unregister(collector)
+            if _multiprocess_registry is not None:
+                _multiprocess_registry.unregister(collector)
 
 
-def render_latest(registry: CollectorRegistry | None = None) -> bytes:
-    """The exposition text for /metrics: this process's metrics, or with
-    PROMETHEUS_MULTIPROC_DIR set, the aggregate of every process; then the live gauges."""
-    if registry is None:
-        if multiprocess_enabled():
+def exposition_registry() -> CollectorRegistry:
+    """What /metrics serves, for prometheus_client's make_asgi_app / start_http_server:
+    the default registry, or with PROMETHEUS_MULTIPROC_DIR set a registry aggregating
+    every process's files (read at each scrape); either with the live gauges."""
+    global _multiprocess_registry
+    if not multiprocess_enabled():
+        return REGISTRY
+    with _lock:
+        if _multiprocess_registry is None:
             from prometheus_client import multiprocess
 
-            registry = CollectorRegistry()
+            try:  # name[] filtering reaches the undescribed MultiProcessCollector (0.22+)
+                registry = CollectorRegistry(support_collectors_without_names=True)
+            except TypeError:
+                registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-        else:
-            registry = REGISTRY
-    return generate_latest(registry) + generate_latest(_live)
-
-
-def live_registry() -> CollectorRegistry:
-    return _live
+            for collector in _live_collectors:
+                registry.register(collector)
+            _multiprocess_registry = registry
+        return _multiprocess_registry
 
 
 class ActiveUsersCollector:
@@ -157,6 +165,9 @@ class ActiveUsersCollector:
     def __init__(self, tracker):
         self.tracker = tracker
         self._last = 0.0
+
+    def describe(self):
+        yield GaugeMetricFamily("active_users", "Users active within the tracking window")
 
     def collect(self):
         try:

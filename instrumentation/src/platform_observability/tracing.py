@@ -62,7 +62,11 @@ def configure_tracing(
         def fastapi():
             from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-            FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="/metrics,/health")
+            # The scrape and health checks are no traces, unless the standard variables say
+            # otherwise (read here: contrib reads them once, when it is first imported).
+            excluded = (os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
+                        or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS") or "/metrics,/health")
+            FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=excluded)
         attempt("fastapi", fastapi)
     if engine is not None:
         def sqlalchemy():

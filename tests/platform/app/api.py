@@ -9,7 +9,7 @@ import logging
 import os
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
 
 from platform_observability import InMemoryActiveUsers, configure_logging, instrument_app, set_user_id
 from platform_observability.asgi import track_active_users
@@ -48,24 +48,40 @@ if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         log.warning("tracing disabled: %s", exc)
 
 
-@app.get("/health")
-def health():
+health = APIRouter()
+items = APIRouter(prefix="/items")
+tasks_router = APIRouter(prefix="/tasks")
+
+
+@health.get("/health")
+def health_check():
     return {"status": "ok"}
 
 
-@app.get("/api/items/{item_id}")
+@items.get("/{item_id}")
 def item(item_id: int):
     with engine.connect() as conn:
         return {"item": item_id, "next": conn.execute(sa.text("SELECT CAST(:i AS int) + 1"), {"i": item_id}).scalar()}
 
 
-@app.get("/api/fail")
-def fail():
-    raise HTTPException(status_code=503, detail="failing on purpose")
-
-
-@app.post("/api/tasks/{name}")
+@tasks_router.post("/{name}")
 def enqueue(name: str):
     if name not in tasks:
         raise HTTPException(status_code=404, detail=f"no task {name!r}")
     return {"task": tasks[name].delay().id}
+
+
+# Routers with prefixes, as real apps are built: the metrics and traces carry the full
+# templates (/api/items/{item_id}), as the dashboards show them.
+api = APIRouter(prefix="/api")
+api.include_router(items)
+api.include_router(tasks_router)
+
+
+@api.get("/fail")
+def fail():
+    raise HTTPException(status_code=503, detail="failing on purpose")
+
+
+app.include_router(health)
+app.include_router(api)
