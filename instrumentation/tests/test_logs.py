@@ -1,19 +1,29 @@
-"""JSON log format (ECS fields, request/user/trace ids) and log shipping that never
-blocks or raises, whether the TCP peer is absent, slow, or resets the connection."""
+"""ECS JSON logs (ecs-logging, request/user/trace ids) and log shipping that never blocks
+or raises and loses nothing with a disk buffer, whether the TCP peer is absent, slow,
+resets the connection, or restarts."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import os
+import resource
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
-from conftest import free_port
+import pytest
+
+from conftest import free_port, subprocess_env
 from platform_observability import context
-from platform_observability.logs import JsonFormatter, TcpJsonLinesHandler, configure_logging
+from ecs_logging import StdlibFormatter
+
+from platform_observability.logs import CorrelationFilter, TcpJsonLinesHandler, configure_logging
 
 
 def make_logger(handler: logging.Handler, name: str) -> logging.Logger:
@@ -24,26 +34,43 @@ def make_logger(handler: logging.Handler, name: str) -> logging.Logger:
     return logger
 
 
+def json_handler(stream, service="api-gateway", environment="test") -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(StdlibFormatter())
+    handler.addFilter(CorrelationFilter(service, environment))
+    return handler
+
+
 def format_one(msg="hello %s", *args, **kwargs) -> dict:
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("api-gateway", environment="test"))
-    make_logger(handler, "fmt").info(msg, *args, **kwargs)
+    make_logger(json_handler(stream), "fmt").info(msg, *args, **kwargs)
     line = stream.getvalue()
     assert line.endswith("\n") and line.count("\n") == 1
     return json.loads(line)
 
 
+def field(doc: dict, dotted: str):
+    """An ECS field, nested or dotted (ecs-logging writes log.level dotted)."""
+    if dotted in doc:
+        return doc[dotted]
+    node = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def test_ecs_fields():
     doc = format_one("hello %s", "world", extra={"event.duration": 1500, "labels": {"shard": "a"}})
     assert doc["message"] == "hello world"
-    assert doc["log"]["level"] == "info" and doc["log"]["logger"] == "fmt"
-    assert doc["ecs"]["version"].startswith("8.")
+    assert field(doc, "log.level") == "info" and field(doc, "log.logger") == "fmt"
+    assert field(doc, "ecs.version")
     assert doc["service"] == {"name": "api-gateway", "environment": "test"}
     assert doc["@timestamp"].endswith("Z") and "T" in doc["@timestamp"]
     assert doc["event"] == {"duration": 1500}  # dotted extra keys become objects
     assert doc["labels"] == {"shard": "a"}
-    assert isinstance(doc["process"]["pid"], int)
+    assert isinstance(field(doc, "process.pid"), int)
     assert "http" not in doc and "user" not in doc and "trace" not in doc
 
 
@@ -62,17 +89,15 @@ def test_request_and_user_ids():
 
 def test_exception_fields():
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = make_logger(handler, "exc")
+    logger = make_logger(json_handler(stream), "exc")
     try:
         raise ValueError("bad value")
     except ValueError:
         logger.exception("failed")
     doc = json.loads(stream.getvalue())
     assert doc["error"]["type"] == "ValueError" and doc["error"]["message"] == "bad value"
-    assert "Traceback" in doc["error"]["stack_trace"]
-    assert doc["log"]["level"] == "error"
+    assert "test_exception_fields" in doc["error"]["stack_trace"]
+    assert field(doc, "log.level") == "error"
 
 
 def test_unserialisable_extra_does_not_break_the_line():
@@ -94,6 +119,28 @@ def test_configure_logging_writes_json_to_the_stream():
         root.setLevel(saved[1])
 
 
+def test_configure_logging_again_closes_the_replaced_shipper():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    server = Collector()
+    try:
+        first = configure_logging("svc", stream=io.StringIO(), logstash=f"127.0.0.1:{server.port}")
+        logging.getLogger("replace").warning("one")
+        assert wait(lambda: len(server.lines) == 1)
+        thread = first._thread
+        second = configure_logging("svc", stream=io.StringIO(), logstash=f"127.0.0.1:{server.port}")
+        assert wait(lambda: not thread.is_alive(), 5), "the replaced shipper's thread still runs"
+        assert first._sock is None
+        assert first not in root.handlers and second in root.handlers
+        logging.getLogger("replace").warning("two")
+        assert wait(lambda: [d["message"] for d in server.lines] == ["one", "two"])
+        second.close()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        server.close()
+
+
 # --- shipping -------------------------------------------------------------------------
 
 class Collector:
@@ -107,6 +154,7 @@ class Collector:
         self.port = self.sock.getsockname()[1]
         self.lines: list[dict] = []
         self.connections = 0
+        self.conns: list[socket.socket] = []
         self._stop = False
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -117,14 +165,21 @@ class Collector:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
+            if self._stop:
+                conn.close()
+                return
             self.connections += 1
+            self.conns.append(conn)
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
 
     def _read(self, conn):
         buf = b""
         with conn:
             while True:
-                data = conn.recv(65536)
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
                 if not data:
                     return
                 buf += data
@@ -133,8 +188,18 @@ class Collector:
                     self.lines.append(json.loads(line))
 
     def close(self):
+        """Stop listening and close every connection, as a stopping Logstash does."""
         self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress (Linux)
+        except OSError:
+            pass
         self.sock.close()
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def wait(predicate, timeout=10.0):
@@ -150,7 +215,7 @@ def shipper(port, **kw) -> TcpJsonLinesHandler:
     kw.setdefault("backoff_min", 0.05)
     kw.setdefault("backoff_max", 0.2)
     handler = TcpJsonLinesHandler("127.0.0.1", port, **kw)
-    handler.setFormatter(JsonFormatter("test"))
+    handler.setFormatter(StdlibFormatter())
     return handler
 
 
@@ -171,7 +236,7 @@ def test_lines_arrive_as_json_lines():
 
 def test_absent_peer_never_blocks_nor_raises_and_counts_drops():
     port = free_port()  # nothing listens here
-    handler = shipper(port, capacity=100)
+    handler = shipper(port, memory_bytes=100 * 400)
     logger = make_logger(handler, "ship.absent")
     try:
         started = time.perf_counter()
@@ -179,14 +244,14 @@ def test_absent_peer_never_blocks_nor_raises_and_counts_drops():
             logger.info("line %d", i)
         elapsed = time.perf_counter() - started
         assert elapsed < 2.0, f"5000 log calls took {elapsed:.2f}s with the peer absent"
-        assert handler.queued <= 100
-        assert handler.dropped >= 4900
+        assert handler.queued <= 100 * 400
+        assert handler.dropped >= 4800
         time.sleep(0.5)
         assert handler.connects == 0
         # the peer appears: the handler reconnects (backoff capped at 0.2 s) and delivers
         server = Collector(port)
         try:
-            assert wait(lambda: len(server.lines) >= 100), len(server.lines)
+            assert wait(lambda: len(server.lines) == 5000 - handler.dropped), len(server.lines)  # all kept
             logger.info("after")
             assert wait(lambda: server.lines[-1]["message"] == "after")
         finally:
@@ -195,17 +260,31 @@ def test_absent_peer_never_blocks_nor_raises_and_counts_drops():
         handler.close()
 
 
-def test_dropped_lines_counter_is_exported():
+def test_shipper_metrics_are_exported():
     from prometheus_client import REGISTRY
 
     port = free_port()
-    handler = shipper(port, capacity=1)
+    handler = shipper(port, memory_bytes=1)  # no line fits
     logger = make_logger(handler, "ship.counter")
+    dest = f"127.0.0.1:{port}"
     try:
         for _ in range(10):
             logger.info("x")
-        got = REGISTRY.get_sample_value("log_shipper_dropped_lines_total", {"destination": f"127.0.0.1:{port}"})
-        assert got is not None and got >= 9
+        assert REGISTRY.get_sample_value("log_shipper_dropped_lines_total",
+                                         {"destination": dest, "reason": "memory_full"}) == 10
+        assert REGISTRY.get_sample_value("log_shipper_connected", {"destination": dest}) == 0
+        server = Collector(port)
+        try:
+            handler.memory_bytes = 1 << 20
+            logger.info("now it fits")
+            assert wait(lambda: REGISTRY.get_sample_value("log_shipper_sent_lines_total", {"destination": dest}) == 1)
+            assert REGISTRY.get_sample_value("log_shipper_connected", {"destination": dest}) == 1
+        finally:
+            server.close()
+        logger.info("into the closed connection")  # noticed before sending: reconnect fails
+        assert wait(lambda: REGISTRY.get_sample_value("log_shipper_connected", {"destination": dest}) == 0)
+        assert wait(lambda: REGISTRY.get_sample_value("log_shipper_buffered_bytes",
+                                                      {"destination": dest, "buffer": "memory"}) > 0)  # kept to resend
     finally:
         handler.close()
 
@@ -217,7 +296,7 @@ def test_slow_peer_never_blocks():
     server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     server.bind(("127.0.0.1", 0))
     server.listen(1)
-    handler = shipper(server.getsockname()[1], capacity=1000, send_timeout=2.0)
+    handler = shipper(server.getsockname()[1], memory_bytes=1000 * 2500, send_timeout=2.0)
     logger = make_logger(handler, "ship.slow")
     payload = "x" * 2000
     try:
@@ -230,7 +309,7 @@ def test_slow_peer_never_blocks():
         # loaded CI machine's scheduling hiccups, not for blocking.
         assert worst < 1.0, f"a log call took {worst * 1000:.1f} ms"
         assert handler.dropped > 0
-        assert handler.queued <= 1000
+        assert handler.queued <= 1000 * 2500 + handler.batch_bytes
     finally:
         handler.close()
         server.close()
@@ -276,6 +355,10 @@ def test_emit_survives_a_broken_formatter():
     logger = make_logger(handler, "ship.broken")
     logger.info("x")  # no exception, no traceback
     assert handler.dropped == 1
+    from prometheus_client import REGISTRY
+
+    assert REGISTRY.get_sample_value("log_shipper_dropped_lines_total",
+                                     {"destination": handler.destination, "reason": "unencodable"}) >= 1
     handler.close()
 
 
@@ -313,3 +396,168 @@ def test_forked_child_ships_its_own_lines():
     finally:
         handler.close()
         server.close()
+
+
+def test_socket_fd_above_1024_keeps_shipping():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"the hard limit of open files is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200 if hard == resource.RLIM_INFINITY else min(hard, 4096), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    server = Collector()
+    handler = shipper(server.port)
+    logger = make_logger(handler, "ship.highfd")
+    try:
+        logger.info("first")
+        assert wait(lambda: len(server.lines) == 1), "nothing arrived"
+        assert handler._sock.fileno() >= 1024
+        for i in range(300):
+            logger.info("line %d", i)
+        assert wait(lambda: len(server.lines) == 301), len(server.lines)
+        assert handler._thread.is_alive() and handler.dropped == 0
+    finally:
+        handler.close()
+        server.close()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_any_error_in_the_sender_is_survived_and_logged_once(caplog):
+    server = Collector()
+    handler = shipper(server.port)
+    logger = make_logger(handler, "ship.bug")
+    faults = [ValueError("a bug in the sender"), TypeError("another"), ValueError("a bug in the sender")]
+    real = handler._peer_closed
+
+    def faulty():
+        if faults:
+            raise faults.pop(0)
+        return real()
+
+    handler._peer_closed = faulty
+    try:
+        with caplog.at_level(logging.WARNING, logger="platform_observability.logs"):
+            for i in range(20):
+                logger.info("line %d", i)
+            assert wait(lambda: len(server.lines) == 20), len(server.lines)
+        assert [d["message"] for d in server.lines] == [f"line {i}" for i in range(20)]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "platform_observability.logs"]
+        assert len(warnings) == 2, warnings  # ValueError once (it came twice), TypeError once
+        assert handler._thread.is_alive()
+    finally:
+        handler.close()
+        server.close()
+
+
+def test_destination_down_then_up_loses_nothing_with_the_disk_buffer(tmp_path):
+    port = free_port()
+    server = Collector(port)
+    handler = shipper(port, buffer_dir=str(tmp_path / "buffer"), memory_bytes=256 * 1024)
+    logger = make_logger(handler, "ship.restart")
+    logged = 0
+
+    def log_lines(n):
+        nonlocal logged
+        for _ in range(n):
+            logger.info("line %d %s", logged, "x" * 200)
+            logged += 1
+            if logged % 50 == 0:
+                time.sleep(0.001)  # a real app does something else between log calls
+
+    try:
+        log_lines(1000)
+        assert wait(lambda: len(server.lines) == 1000), len(server.lines)
+        server.close()  # Logstash stops
+        time.sleep(0.2)
+        log_lines(5000)  # ~1.3 MB: five times the memory buffer
+        assert wait(lambda: handler._disk is not None and handler._disk.bytes > 256 * 1024)
+        assert list((tmp_path / "buffer").glob("*.spool"))
+        time.sleep(0.5)
+        server = Collector(port)  # ... and is back
+        log_lines(1000)
+        got = lambda: sorted(int(d["message"].split()[1]) for d in server.lines)  # noqa: E731
+        assert wait(lambda: len(server.lines) >= 6000, 30), (len(server.lines), handler.dropped, handler.queued, sorted(set(range(1000, 7000)) - set(got()))[:5], sorted(set(range(1000, 7000)) - set(got()))[-5:])
+        assert handler.flush(10)
+        received = [int(d["message"].split()[1]) for d in server.lines]
+        assert handler.dropped == 0
+        assert logged == 7000 and len(received) == 6000 and sorted(received) == list(range(1000, 7000))
+        assert received == sorted(received)  # in order
+        assert not list((tmp_path / "buffer").glob("*.spool"))  # all sent, nothing left
+    finally:
+        handler.close()
+        server.close()
+
+
+def test_without_disk_buffer_the_loss_is_counted(tmp_path):
+    port = free_port()
+    handler = shipper(port, memory_bytes=64 * 1024)
+    logger = make_logger(handler, "ship.nodisk")
+    try:
+        for i in range(2000):
+            logger.info("line %d %s", i, "x" * 200)
+        server = Collector(port)
+        try:
+            assert wait(lambda: handler.queued == 0 and handler._pending is None)
+            time.sleep(0.2)
+            assert len(server.lines) + handler.dropped == 2000
+            assert handler.dropped > 1000
+        finally:
+            server.close()
+    finally:
+        handler.close()
+
+
+def test_lines_buffered_on_disk_survive_a_restart_of_the_app(tmp_path):
+    port = free_port()
+    buffer_dir = tmp_path / "buffer"
+    first = shipper(port, buffer_dir=str(buffer_dir))
+    logger = make_logger(first, "ship.apprestart")
+    for i in range(300):
+        logger.info("before restart %d", i)
+    assert wait(lambda: first._disk is not None and first._disk.bytes > 0 and not first._memory)
+    first.close()  # the app exits while Logstash is down: the lines stay on disk
+    assert list(buffer_dir.glob("*.spool"))
+    server = Collector(port)
+    second = shipper(port, buffer_dir=str(buffer_dir))  # the app again
+    logger = make_logger(second, "ship.apprestart")
+    try:
+        logger.info("after restart")
+        assert wait(lambda: len(server.lines) == 301), len(server.lines)
+        assert [d["message"] for d in server.lines] == [f"before restart {i}" for i in range(300)] + ["after restart"]
+    finally:
+        second.close()
+        server.close()
+
+
+MEMORY = textwrap.dedent("""
+    import logging, sys
+    from ecs_logging import StdlibFormatter
+    from platform_observability.logs import TcpJsonLinesHandler
+
+    def rss():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+
+    handler = TcpJsonLinesHandler("127.0.0.1", int(sys.argv[1]), backoff_min=0.05, backoff_max=0.2)
+    handler.setFormatter(StdlibFormatter())
+    logger = logging.getLogger("mem")
+    logger.addHandler(handler)
+    logger.propagate = False
+    big = "x" * 100_000
+    logger.warning("warm up")
+    before = rss()
+    for i in range(12_000):
+        logger.warning("%d %s", i, big)
+    print(rss() - before, handler.dropped, handler.queued)
+""")
+
+
+def test_memory_is_bounded_in_bytes_under_large_lines():
+    out = subprocess.run([sys.executable, "-c", MEMORY, str(free_port())], env=subprocess_env(),
+                         capture_output=True, text=True, timeout=300, check=True).stdout.split()
+    growth, dropped, queued = (int(x) for x in out)
+    assert queued <= 16 * 1024 * 1024 + 256 * 1024
+    assert dropped >= 12_000 - 16 * 1024 * 1024 // 100_000 - 2
+    assert growth < 64 * 1024 * 1024, f"RSS grew by {growth / 2**20:.0f} MiB"

@@ -5,13 +5,19 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from conftest import subprocess_env
 from platform_observability import instrument_app
-from platform_observability.logs import JsonFormatter
+from ecs_logging import StdlibFormatter
+
+from platform_observability.logs import CorrelationFilter
 from platform_observability.metrics import HttpMetrics
 
 pytest.importorskip("opentelemetry.sdk")
@@ -20,7 +26,8 @@ pytest.importorskip("opentelemetry.sdk")
 def capture(name: str):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("svc"))
+    handler.setFormatter(StdlibFormatter())
+    handler.addFilter(CorrelationFilter("svc"))
     logger = logging.getLogger(name)
     logger.handlers[:] = [handler]
     logger.propagate = False
@@ -146,24 +153,78 @@ def test_no_trace_fields_outside_a_span():
     assert "trace" not in json.loads(stream.getvalue())
 
 
-def test_elastic_apm_option(registry):
-    pytest.importorskip("elasticapm")
-    from platform_observability.tracing import configure_apm
+# One app, logging and a tracer set up in the order given, in a fresh process each (the
+# tracer provider, the APM agent and its log record factory are process-wide). Prints
+# the log line written inside a request handler, inside a span of its own for OTel.
+CORRELATION = textwrap.dedent("""
+    import io, json, logging, sys
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from platform_observability import configure_logging, instrument_app
 
+    tracer_kind, order = sys.argv[1], sys.argv[2]
+    stream = io.StringIO()
     app = FastAPI()
     seen = {}
 
-    @app.get("/x")
-    def x():
-        import elasticapm
+    @app.get("/work")
+    def work():
+        if tracer_kind == "otel":
+            from opentelemetry import trace
 
-        seen["trace"] = elasticapm.get_trace_id()
+            server = trace.get_current_span().get_span_context()
+            seen["transaction"] = format(server.span_id, "016x")
+            with trace.get_tracer("t").start_as_current_span("child") as child:
+                seen["span"] = format(child.get_span_context().span_id, "016x")
+                seen["trace"] = format(child.get_span_context().trace_id, "032x")
+                logging.getLogger("app").info("inside")
+        else:
+            import elasticapm
+
+            seen["trace"] = elasticapm.get_trace_id()
+            seen["transaction"] = elasticapm.get_transaction_id()
+            logging.getLogger("app").info("inside")
         return {}
 
-    client = configure_apm(app, service_name="svc", disable_send=True, central_config=False,
-                           cloud_provider="none", instrument=False)
-    try:
-        TestClient(app).get("/x")
-        assert seen["trace"] and len(seen["trace"]) == 32
-    finally:
-        client.close()
+    def logs():
+        configure_logging("svc", stream=stream, logstash="")
+
+    def tracer():
+        if tracer_kind == "otel":
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+            from platform_observability.tracing import configure_tracing
+
+            configure_tracing("svc", app=app, exporter=InMemorySpanExporter(), redis=False)
+        else:
+            from platform_observability.tracing import configure_apm
+
+            seen["client"] = configure_apm(app, service_name="svc", disable_send=True, central_config=False,
+                                           cloud_provider="none", instrument=False)
+
+    for step in (logs, tracer) if order == "logs-first" else (tracer, logs):
+        step()
+    instrument_app(app)
+    TestClient(app).get("/work")
+    line = next(l for l in stream.getvalue().splitlines() if '"inside"' in l)
+    seen.pop("client", None)
+    print(json.dumps({"line": json.loads(line), "seen": seen}))
+""")
+
+
+@pytest.mark.parametrize("order", ["logs-first", "tracer-first"])
+@pytest.mark.parametrize("tracer", ["otel", "apm"])
+def test_trace_transaction_and_span_ids_in_logs_whatever_the_order(tracer, order):
+    if tracer == "apm":
+        pytest.importorskip("elasticapm")
+    out = subprocess.run([sys.executable, "-c", CORRELATION, tracer, order], env=subprocess_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    line, seen = result["line"], result["seen"]
+    assert line["trace"]["id"] == seen["trace"] and len(seen["trace"]) == 32
+    assert line["transaction"]["id"] == seen["transaction"] and len(seen["transaction"]) == 16
+    # OTel: the child span the line was written in; APM: no span open, the transaction is it
+    assert line["span"]["id"] == seen.get("span", seen["transaction"])
+    assert line["http"]["request"]["id"]
+    assert not [key for key in line if key.startswith("elasticapm")], sorted(line)
+    assert line["service"]["name"] == "svc"

@@ -9,7 +9,7 @@ tracing, sqlalchemy, context. Only prometheus_client is imported eagerly.
 """
 
 from .context import InMemoryActiveUsers, RedisActiveUsers, get_request_id, get_user_id, set_user_id
-from .logs import JsonFormatter, TcpJsonLinesHandler, configure_logging
+from .logs import CorrelationFilter, TcpJsonLinesHandler, configure_logging
 from .metrics import business_metrics, exposition_registry, http_metrics, task_metrics
 
 __version__ = "0.1.0"
@@ -30,7 +30,7 @@ def instrument_celery(app, **kwargs):
 
 
 __all__ = [
-    "InMemoryActiveUsers", "RedisActiveUsers", "JsonFormatter", "TcpJsonLinesHandler",
+    "InMemoryActiveUsers", "RedisActiveUsers", "CorrelationFilter", "TcpJsonLinesHandler",
     "business_metrics", "configure_logging", "get_request_id", "get_user_id", "http_metrics",
     "instrument_app", "instrument_celery", "exposition_registry", "set_user_id", "task_metrics",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "HttpMetrics",
     "BusinessMetrics",
     "TaskMetrics",
+    "ShipperMetrics",
     "http_metrics",
     "business_metrics",
     "task_metrics",
@@ -86,6 +87,35 @@ class TaskMetrics:
         )
 
 
+class ShipperMetrics:
+    """The log shipper's own health, by destination (host:port):
+    log_shipper_dropped_lines_total{destination, reason} (memory_full: the in-memory
+    buffer's bytes were used up, no disk buffer; buffer_full: the disk buffer's bytes were
+    used up; unencodable: the record could not be formatted),
+    log_shipper_sent_lines_total{destination},
+    log_shipper_connected{destination} (1 while a connection is up; the least over live
+    processes with PROMETHEUS_MULTIPROC_DIR),
+    log_shipper_buffered_bytes{destination, buffer} (memory, disk: lines waiting)."""
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY):
+        self.dropped = Counter(
+            "log_shipper_dropped_lines_total", "Log lines the shipper dropped, never to be sent",
+            ["destination", "reason"], registry=registry,
+        )
+        self.sent = Counter(
+            "log_shipper_sent_lines_total", "Log lines the shipper handed to the destination's TCP connection",
+            ["destination"], registry=registry,
+        )
+        self.connected = Gauge(
+            "log_shipper_connected", "1 while the log shipper holds a connection to its destination",
+            ["destination"], registry=registry, multiprocess_mode="livemin",
+        )
+        self.buffered = Gauge(
+            "log_shipper_buffered_bytes", "Bytes of log lines waiting to be sent, in memory or in the disk buffer",
+            ["destination", "buffer"], registry=registry, multiprocess_mode="livesum",
+        )
+
+
 _lock = threading.Lock()
 _singletons: dict[str, object] = {}
 
@@ -109,6 +139,10 @@ def business_metrics() -> BusinessMetrics:
 
 def task_metrics() -> TaskMetrics:
     return _singleton("task", TaskMetrics)  # type: ignore[return-value]
+
+
+def shipper_metrics() -> ShipperMetrics:
+    return _singleton("shipper", ShipperMetrics)  # type: ignore[return-value]
 
 
 # Gauges whose value is read at scrape time in the scraping process (queue depth from the

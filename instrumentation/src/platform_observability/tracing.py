@@ -45,6 +45,7 @@ def configure_tracing(
     if _provider is None:
         name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "unknown_service"
         provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        provider.add_span_processor(transaction_ids())
         provider.add_span_processor(BatchSpanProcessor(exporter or otlp_exporter(endpoint)))
         trace.set_tracer_provider(provider)
         _provider = provider
@@ -87,6 +88,30 @@ def configure_tracing(
     if celery:
         attempt("celery", global_instrumentor("opentelemetry.instrumentation.celery", "CeleryInstrumentor"))
     return enabled
+
+
+def transaction_ids():
+    """A span processor keeping, for each span in progress, the id of its trace's first
+    span in this process (the server span of a request, a task's span): Elastic's
+    `transaction.id`, which the JSON logs carry (logs.CorrelationFilter)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from .logs import local_roots
+
+    class _TransactionIds(SpanProcessor):
+        def on_start(self, span, parent_context=None):
+            span_id = span.get_span_context().span_id
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if parent.is_valid and not parent.is_remote:
+                local_roots[span_id] = local_roots.get(parent.span_id, parent.span_id)
+            else:
+                local_roots[span_id] = span_id
+
+        def on_end(self, span):
+            local_roots.pop(span.get_span_context().span_id, None)
+
+    return _TransactionIds()
 
 
 def otlp_exporter(endpoint: str | None = None):
