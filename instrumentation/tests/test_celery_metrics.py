@@ -56,3 +56,27 @@ def test_other_apps_tasks_are_not_counted(eager_app, registry):
     text = generate_latest(registry)
     assert value(text, "celery_task_duration_seconds_count", task_name="other_task") is None
     assert value(text, "celery_task_failures_total", task_name="other_task") is None
+
+
+def test_queues_are_discovered_from_the_app_configuration():
+    from kombu import Queue
+
+    from platform_observability.celery import QueueLengthCollector
+
+    app = Celery("routing", broker="memory://")
+    app.conf.task_default_queue = "default"
+    app.conf.task_queues = [Queue("declared"), Queue("default")]
+    app.conf.task_routes = [
+        {"mail.send": {"queue": "mail"}, "pdf.*": {"queue": Queue("documents")}, "video.encode": "video"},
+        lambda name, args, kwargs, options, task=None, **kw: {"queue": "from-a-function"},
+    ]
+    assert QueueLengthCollector(app).queues() == ["default", "declared", "mail", "video", "documents"]
+    assert QueueLengthCollector(app, queues=["only"]).queues() == ["only"]
+
+
+def test_a_worker_consuming_more_queues_reports_them_too():
+    from platform_observability.celery import QueueLengthCollector
+
+    app = Celery("consumer", broker="memory://")
+    app.amqp.queues.select_add("extra")  # what the worker does for -Q extra
+    assert QueueLengthCollector(app).queues() == ["celery", "extra"]

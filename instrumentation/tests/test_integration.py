@@ -23,6 +23,8 @@ TASKS = textwrap.dedent("""
 
     app = Celery("it", broker=os.environ["BROKER_URL"])
     app.conf.worker_hijack_root_logger = False
+    # a queue only the routing names: no worker consumes it here, the app never lists it
+    app.conf.task_routes = {"it_routed": {"queue": "routed"}}
 
     @app.task(name="it_ok")
     def ok():
@@ -31,6 +33,19 @@ TASKS = textwrap.dedent("""
     @app.task(name="it_bad")
     def bad():
         raise RuntimeError("failing on purpose")
+
+    @app.task(name="it_hard_limit", time_limit=1)
+    def hard_limit():
+        import time
+        time.sleep(30)  # the pool kills this process after 1 s
+
+    @app.task(name="it_lost")
+    def lost():
+        os._exit(1)  # the pool process dies under the task
+
+    @app.task(name="it_routed")
+    def routed():
+        return 1
 
     instrument_celery(app, metrics_port=int(os.environ["METRICS_PORT"]), metrics_addr="127.0.0.1")
 """)
@@ -65,17 +80,40 @@ def test_prefork_children_metrics_reach_the_worker_metrics(tmp_path, redis_url):
             producer.send_task("it_ok", queue="it")
         for _ in range(3):
             producer.send_task("it_bad", queue="it")
-        deadline = time.monotonic() + 60
+        producer.send_task("it_hard_limit", queue="it")
+        producer.send_task("it_lost", queue="it")
+        for _ in range(4):
+            producer.send_task("it_routed", queue="routed")
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             text = scrape(port)
             if (value(text, "celery_task_duration_seconds_count", task_name="it_ok") == 6
-                    and value(text, "celery_task_duration_seconds_count", task_name="it_bad") == 3):
+                    and value(text, "celery_task_duration_seconds_count", task_name="it_bad") == 3
+                    and value(text, "celery_task_failures_total", task_name="it_hard_limit") == 1
+                    and value(text, "celery_task_failures_total", task_name="it_lost") == 1):
                 break
             time.sleep(0.2)
         else:
-            pytest.fail(f"task metrics never reached the worker's /metrics:\n{text}")
+            pytest.fail(f"task metrics never reached the worker's /metrics:\n{text}\n"
+                        f"{(tmp_path / 'worker.log').read_text()[-3000:]}")
         assert value(text, "celery_task_failures_total", task_name="it_bad") == 3
         assert value(text, "celery_task_failures_total", task_name="it_ok") is None
+        # failures the main process reports (no task_postrun in a killed pool process)
+        # have their run counted too, the one of the hard limit for about its second
+        assert value(text, "celery_task_duration_seconds_count", task_name="it_hard_limit") == 1
+        assert 0.9 <= value(text, "celery_task_duration_seconds_sum", task_name="it_hard_limit") < 10
+        assert value(text, "celery_task_duration_seconds_count", task_name="it_lost") == 1
+        # the worker exports the depth of every queue it knows, without the app asking
+        assert value(text, "celery_queue_length", queue="it") == 0  # the queue it consumes
+        assert value(text, "celery_queue_length", queue="celery") == 0  # the default queue
+        deadline = time.monotonic() + 20  # polled every 5 s
+        while value(scrape(port), "celery_queue_length", queue="routed") != 4:  # named only by task_routes
+            assert time.monotonic() < deadline, scrape(port)
+            time.sleep(0.5)
+        text = scrape(port)  # seconds later: each failure still counted once, with its run
+        for name in ("it_hard_limit", "it_lost"):
+            assert value(text, "celery_task_failures_total", task_name=name) == 1
+            assert value(text, "celery_task_duration_seconds_count", task_name=name) == 1
         # the tasks ran in the pool's children, not in the process serving /metrics
         assert len({p.name for p in mp.glob("*.db")}) >= 2
     finally:

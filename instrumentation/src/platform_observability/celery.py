@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import time
+import weakref
+from collections.abc import Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -27,36 +29,65 @@ def instrument_celery(
     metrics_port: int | None = None,
     metrics_addr: str = "0.0.0.0",
     metrics: TaskMetrics | None = None,
+    queue_length: bool = True,
     configure_logs: bool = False,
     service_name: str | None = None,
 ):
     """Connect the task metrics to `app`'s signals. With `metrics_port`, the worker's main
     process serves /metrics there once it is ready (every pool process's metrics with
-    PROMETHEUS_MULTIPROC_DIR). With `configure_logs`, Celery's own logging setup is
-    replaced by platform_observability.logs.configure_logging (JSON to stdout/Logstash)."""
+    PROMETHEUS_MULTIPROC_DIR) and, unless queue_length is False, celery_queue_length for
+    every queue the app knows (see QueueLengthCollector.queues). With `configure_logs`,
+    Celery's own logging setup is replaced by platform_observability.logs.configure_logging
+    (ECS JSON to stdout/Logstash)."""
     from celery import signals
 
     m = metrics or task_metrics()
     started: dict[str, float] = {}
     lock = threading.Lock()
+    # The worker's main process's requests by task id, while it holds them.
+    received: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    def ours(task) -> bool:  # signals are global: count our app's tasks only
+        return getattr(task, "app", app) is app
+
+    def on_received(request=None, **_):
+        if request is not None:
+            received[request.id] = request
 
     def on_prerun(task_id=None, **_):
         with lock:
             started[task_id] = time.perf_counter()
 
-    def on_postrun(task_id=None, task=None, **_):
+    def on_postrun(task_id=None, task=None, state=None, **_):
         # Sent after every run whatever its outcome, so the histogram's _count is the
-        # denominator of HighTaskFailureRate.
+        # denominator of HighTaskFailureRate. Not for a run cut short (no state: the
+        # pool process was told to stop, at a hard time limit): the worker's main
+        # process reports that one as a failure and counts its run (on_failure).
         with lock:
             began = started.pop(task_id, None)
-        if began is not None and task is not None and task.app is app:
+        if began is not None and state is not None and task is not None and ours(task):
             m.duration.labels(task.name).observe(time.perf_counter() - began)
 
-    def on_failure(sender=None, **_):
-        if getattr(sender, "app", app) is not app:  # signals are global: count our app's tasks only
+    def on_failure(sender=None, task_id=None, **_):
+        if not ours(sender):
             return
         name = getattr(sender, "name", None) or "unknown"
+        with lock:
+            ran_here = task_id in started
+        if ran_here:  # task_postrun follows and counts the run
+            m.failures.labels(name).inc()
+            return
+        # Sent by the worker's main process: the pool process running the task died or
+        # was killed (hard time limit, lost worker). Count the failure once (Celery
+        # reports a hard time limit twice, from Request.on_timeout and on_failure:
+        # https://github.com/celery/celery/blob/main/celery/worker/request.py) and its
+        # run, from when the pool process took it.
+        request = received.pop(task_id, None)
+        if request is None:
+            return
         m.failures.labels(name).inc()
+        began = getattr(request, "time_start", None)
+        m.duration.labels(name).observe(max(0.0, time.time() - began) if began else 0.0)
 
     def on_child_init(**_):
         if not multiprocess_enabled():
@@ -71,11 +102,16 @@ def instrument_celery(
 
             multiprocess.mark_process_dead(pid or os.getpid())
 
-    def on_ready(**_):
-        if metrics_port is not None:
-            serve_metrics(metrics_port, metrics_addr)
+    def on_ready(sender=None, **_):
+        if metrics_port is None:
+            return
+        if queue_length and _queue_length is None:
+            # The worker knows the queues it consumes (-Q) on top of the app's routing.
+            export_queue_length(getattr(sender, "app", None) or app)
+        serve_metrics(metrics_port, metrics_addr)
 
     # weak=False: the receivers are closures that would otherwise be collected at once.
+    signals.task_received.connect(on_received, weak=False)
     signals.task_prerun.connect(on_prerun, weak=False)
     signals.task_postrun.connect(on_postrun, weak=False)
     signals.task_failure.connect(on_failure, weak=False)
@@ -133,14 +169,25 @@ class QueueLengthCollector:
         self._stop = threading.Event()
 
     def queues(self) -> list[str]:
+        """The queues given, else every queue the app knows: the default queue, the
+        declared ones (task_queues), the ones task_routes sends tasks to (its mapping
+        and glob entries; a routing function's queues cannot be listed: declare them in
+        task_queues or pass them), and the ones declared in this process since (a
+        worker's -Q queues, queues created while routing)."""
         if self._queues:
             return self._queues
-        names = [self.app.conf.task_default_queue or "celery"]
-        for q in self.app.conf.task_queues or ():
-            name = getattr(q, "name", q)
-            if name not in names:
-                names.append(name)
-        return names
+        from celery.app.routes import MapRoute, prepare
+
+        conf = self.app.conf
+        found = [conf.task_default_queue or "celery"]
+        found += [getattr(q, "name", q) for q in conf.task_queues or ()]
+        for route in prepare(conf.task_routes):
+            if isinstance(route, MapRoute):
+                for options in [*route.map.values(), *route.patterns.values()]:
+                    queue = options.get("queue") if isinstance(options, Mapping) else options
+                    found.append(getattr(queue, "name", queue))
+        found += list(self.app.amqp.queues)
+        return list(dict.fromkeys(name for name in found if isinstance(name, str) and name))
 
     def poll(self) -> dict[str, int]:
         """Read every queue's depth from the broker once (raises on broker errors)."""
@@ -211,7 +258,9 @@ class QueueLengthCollector:
 
 
 def export_queue_length(app, queues=None, interval: float = 5.0) -> QueueLengthCollector:
-    """Export celery_queue_length{queue} on this process's /metrics."""
+    """Export celery_queue_length{queue} on this process's /metrics: the given queues,
+    else every queue the app knows (QueueLengthCollector.queues). instrument_celery does
+    it in the worker; do it in the API as well, so a backlog is seen with no worker up."""
     global _queue_length
     from .metrics import unregister_live_collector
 
