@@ -92,7 +92,7 @@ fullstack: venv ## on a Docker host that can pull images: every layer + the demo
 	tests/platform/up.sh
 	FULLSTACK=1 LIVE_REQUIRE_PLATFORM=1 $(MAKE) test VALUES=tests/values/live.yaml
 
-bench-instrumentation: instrumentation/.venv/.installed ## overhead of the metrics middleware per request
+bench-instrumentation: instrumentation/.venv/.installed ## per-request overhead: this package, prometheus-fastapi-instrumentator, starlette-exporter
 	cd instrumentation && .venv/bin/python bench.py
 
 bench: venv bench-instrumentation ## print speed and memory figures (render, check, stack start, alert latency)

@@ -12,7 +12,7 @@ from .context import InMemoryActiveUsers, RedisActiveUsers, get_request_id, get_
 from .logs import CorrelationFilter, TcpJsonLinesHandler, configure_logging
 from .metrics import business_metrics, exposition_registry, http_metrics, task_metrics
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the package version (pyproject.toml reads it from here)
 
 
 def instrument_app(app, **kwargs):

@@ -53,11 +53,21 @@ def configure_tracing(
 
     def attempt(name, fn):
         try:
-            fn()
-            enabled[name] = True
+            enabled[name] = fn() is not False
         except ImportError as exc:
             log.warning("tracing: %s instrumentation unavailable (%s)", name, exc)
             enabled[name] = False
+
+    def supported(name: str, instrumentor) -> bool:
+        """Contrib instrumentations declare the library versions they support and skip,
+        silently, any other (e.g. SQLAlchemy 2.1 for opentelemetry-instrumentation-sqlalchemy
+        0.66b2): say so, and report the instrumentation as off."""
+        from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+        conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+        if conflict is not None:
+            log.warning("tracing: %s instrumentation off: %s", name, conflict)
+        return conflict is None
 
     if app is not None:
         def fastapi():
@@ -67,18 +77,27 @@ def configure_tracing(
             # otherwise (read here: contrib reads them once, when it is first imported).
             excluded = (os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
                         or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS") or "/metrics,/health")
+            if not supported("fastapi", FastAPIInstrumentor()):
+                return False
             FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=excluded)
         attempt("fastapi", fastapi)
     if engine is not None:
         def sqlalchemy():
             from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-            SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=_provider)
+            instrumentor = SQLAlchemyInstrumentor()
+            if not supported("sqlalchemy", instrumentor):
+                return False
+            instrumentor.instrument(engine=engine, tracer_provider=_provider)
         attempt("sqlalchemy", sqlalchemy)
+
+
     def global_instrumentor(module: str, cls: str):
         """Instrument a library process-wide, once (Redis, Celery)."""
         def instrument():
             instrumentor = getattr(importlib.import_module(module), cls)()
+            if not supported(cls.removesuffix("Instrumentor").lower(), instrumentor):
+                return False
             if not instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.instrument(tracer_provider=_provider)
         return instrument
