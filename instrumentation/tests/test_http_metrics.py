@@ -269,6 +269,69 @@ def test_client_disconnect_is_499_not_500(registry):
     assert not [l for n, l, _ in samples(text) if n == "http_requests_total" and l["status"].startswith("5")]
 
 
+def test_an_app_that_sees_the_disconnect_and_stops_is_499(registry):
+    import asyncio
+
+    async def listener(scope, receive, send):  # waits for the body, finds the client gone
+        if (await receive())["type"] == "http.disconnect":
+            return
+
+    app = FastAPI()
+    app.mount("/listen", listener)
+    instrument_app(app, metrics=HttpMetrics(registry))
+
+    async def gone():
+        return {"type": "http.disconnect"}
+
+    run, sent = call_asgi(app, "/listen/x", gone)
+    asyncio.run(run())
+    assert sent == []
+    assert value(generate_latest(registry), "http_requests_total", endpoint="/listen/{path}", status="499") == 1
+
+
+def test_a_client_closing_mid_body_under_uvicorn_is_499(registry):
+    import asyncio
+    import socket
+    import threading
+
+    import uvicorn
+
+    from conftest import free_port
+
+    app = FastAPI()
+
+    @app.post("/upload")
+    async def upload(request: Request):
+        return {"size": len(await request.body())}
+
+    instrument_app(app, metrics=HttpMetrics(registry))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port)) as s:  # a complete upload
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            assert b" 200 " in s.recv(1024)
+        with socket.create_connection(("127.0.0.1", port)) as s:  # 5 of 1000 bytes, then gone
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nhello")
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while value(generate_latest(registry), "http_requests_total", endpoint="/upload", status="499") != 1:
+            assert time.monotonic() < deadline, generate_latest(registry).decode()
+            time.sleep(0.05)
+        text = generate_latest(registry)
+        assert value(text, "http_requests_total", endpoint="/upload", status="200") == 1
+        assert value(text, "http_requests_total", endpoint="/upload", status="500") is None
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_an_app_error_is_still_500_after_the_body_was_read(registry):
     import asyncio
 

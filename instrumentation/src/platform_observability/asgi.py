@@ -67,6 +67,7 @@ class RouteResolver:
 
 def _table(routes, prefix: str = "") -> list:
     """[(full template, path regex or None, methods, matches, inner)] in routing order;
+    for an HTTP route, matches is the literal start of its template (a cheap first test);
     inner is None for an endpoint, a table for a mount with routes, True for a mounted
     app without routes."""
     global _FULL, _PARTIAL, _route_path
@@ -90,7 +91,9 @@ def _table(routes, prefix: str = "") -> list:
             else:
                 table.append((mount + "/{path}", None, None, route.matches, True))
         elif isinstance(original, Route):
-            table.append((prefix + route.path_format, route.path_regex, route.methods, route.matches, None))
+            # the template's literal start: a path without it cannot match the regex
+            literal = route.path_format.split("{", 1)[0]
+            table.append((prefix + route.path_format, route.path_regex, route.methods, literal, None))
         elif getattr(route, "path_format", None):  # another kind of route: ask it
             table.append((prefix + route.path_format, None, None, route.matches, None))
     return table
@@ -104,8 +107,8 @@ def _resolve(table, scope) -> str | None:
     method = scope["method"]
     partial = None
     for template, regex, methods, matches, inner in table:
-        if regex is not None:
-            if regex.match(path) is None:
+        if regex is not None:  # matches is the literal start of the template
+            if not path.startswith(matches) or regex.match(path) is None:
                 continue
             if not methods or method in methods:
                 return template
@@ -264,7 +267,7 @@ class PrometheusMiddleware:
 def _with_header(message, header: bytes, value: bytes):
     headers = message.get("headers", ())
     for name, _ in headers:
-        if name.lower() == header:  # the app's own wins
+        if name == header:  # the app's own wins (ASGI header names are lowercase)
             return message
     return {**message, "headers": [*headers, (header, value)]}
 
