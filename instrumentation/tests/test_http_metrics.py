@@ -306,7 +306,9 @@ def test_a_client_closing_mid_body_under_uvicorn_is_499(registry):
 
     instrument_app(app, metrics=HttpMetrics(registry))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
+    # log_config/log_level None: leave the process's logging (other tests') as it is
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level=None,
+                                           lifespan="off"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     try:

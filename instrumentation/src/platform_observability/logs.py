@@ -478,7 +478,7 @@ class TcpJsonLinesHandler(logging.Handler):
                 self.flush()
                 self._stop.set()
                 self._wake.set()
-                self._thread.join(timeout=self.send_timeout + 1.0)
+                self._thread.join(timeout=1.0)  # a daemon: a send stuck past this is left behind
             self._closed = True
             self._stop.set()
             if self._disk is not None and (self._thread is None or not self._thread.is_alive()):
