@@ -84,7 +84,7 @@ async def measure(n: int) -> dict[str, list[int]]:
         await app(scope(i), receive, send)
         return time.perf_counter_ns() - t
 
-    for i in range(2000):  # warm up: build middleware stacks, label children, caches
+    for i in range(1000):  # warm up: build middleware stacks, label children, caches
         for app in apps.values():
             await one(app, i)
     times: dict[str, list[int]] = {name: [] for name in VARIANTS}
@@ -138,7 +138,7 @@ def report(prefix: str, n: int, runs: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--prefix", default="")
     parser.add_argument("--single", action="store_true", help="only this process's mode")

@@ -14,6 +14,10 @@ import sys
 import time
 from typing import Iterable
 
+from starlette._utils import get_route_path  # what Route.matches() matches against
+from starlette.requests import ClientDisconnect
+from starlette.routing import Host, Match, Mount, Route
+
 from . import context
 from .metrics import HttpMetrics, exposition_registry, http_metrics, register_live_collector
 
@@ -70,11 +74,6 @@ def _table(routes, prefix: str = "") -> list:
     for an HTTP route, matches is the literal start of its template (a cheap first test);
     inner is None for an endpoint, a table for a mount with routes, True for a mounted
     app without routes."""
-    global _FULL, _PARTIAL, _route_path
-    from starlette._utils import get_route_path  # what Route.matches() matches against
-    from starlette.routing import Host, Match, Mount, Route
-
-    _FULL, _PARTIAL, _route_path = Match.FULL, Match.PARTIAL, get_route_path
     try:  # FastAPI >= 0.137.2: routes of included routers with their prefixes
         from fastapi.routing import iter_route_contexts
     except ImportError:
@@ -99,11 +98,8 @@ def _table(routes, prefix: str = "") -> list:
     return table
 
 
-_FULL = _PARTIAL = _route_path = None
-
-
 def _resolve(table, scope) -> str | None:
-    path = _route_path(scope)
+    path = get_route_path(scope)
     method = scope["method"]
     partial = None
     for template, regex, methods, matches, inner in table:
@@ -119,11 +115,11 @@ def _resolve(table, scope) -> str | None:
             match, child = matches(scope)
         except Exception:  # a route that cannot judge this scope does not take it
             continue
-        if match is _FULL:
+        if match is Match.FULL:
             if inner is None or inner is True:
                 return template
             return _resolve(inner, {**scope, **child})
-        if match is _PARTIAL and partial is None and inner is None:
+        if match is Match.PARTIAL and partial is None and inner is None:
             partial = template
     return partial
 
@@ -149,8 +145,6 @@ class PrometheusMiddleware:
 
     def __init__(self, app, metrics: HttpMetrics | None = None, exclude: Iterable[str] = (), *,
                  request_id_header: str | None = None, access_log: bool = False):
-        from starlette.requests import ClientDisconnect
-
         self.app = app
         self.metrics = metrics or http_metrics()
         self.exclude = frozenset(exclude)
@@ -333,8 +327,6 @@ def instrument_app(
     """Add request metrics, the request-id log context (PrometheusMiddleware) and, unless
     metrics_path is None or the app already routes it, GET /metrics (MetricsApp) to a
     FastAPI or Starlette app. Call before the app starts serving."""
-    from starlette.routing import Route
-
     app.add_middleware(PrometheusMiddleware, metrics=metrics, exclude=exclude,
                        request_id_header=request_id_header, access_log=access_log)
     if metrics_path is not None and not any(getattr(r, "path", None) == metrics_path for r in app.router.routes):

@@ -232,11 +232,10 @@ class TcpJsonLinesHandler(logging.Handler):
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.batch_bytes = batch_bytes
-        metrics = shipper_metrics()
+        self._metrics = metrics = shipper_metrics()
         self._dropped = {reason: metrics.dropped.labels(self.destination, reason)
                          for reason in ("memory_full", "buffer_full", "unencodable")}
         self._sent = metrics.sent.labels(self.destination)
-        self._connected = metrics.connected.labels(self.destination)
         self._buffered = {kind: metrics.buffered.labels(self.destination, kind) for kind in ("memory", "disk")}
         self.dropped = 0
         self.sent = 0
@@ -258,6 +257,7 @@ class TcpJsonLinesHandler(logging.Handler):
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._pending: tuple[bytes, bool] | None = None  # (batch, from disk), sent again after a failure
+        self._connected = None  # log_shipper_connected's child, once the sender runs
         self._delay = self.backoff_min
         self._retry_at = 0.0
         self._reported: set[str] = set()
@@ -316,6 +316,9 @@ class TcpJsonLinesHandler(logging.Handler):
 
     # -- the sender thread -------------------------------------------------------------
     def _run(self) -> None:
+        # Created here, in the process that sends: a process that never logs (an idle
+        # pool process) must not report itself disconnected.
+        self._connected = self._metrics.connected.labels(self.destination)
         while True:
             try:
                 if self.buffer_dir and self._disk is None:
@@ -453,7 +456,8 @@ class TcpJsonLinesHandler(logging.Handler):
             except OSError:
                 pass
             self._sock = None
-        self._connected.set(0)
+        if self._connected is not None:
+            self._connected.set(0)
 
     # -- shutdown ----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
