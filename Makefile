@@ -13,8 +13,8 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-live \
-	test-instrumentation bench bench-instrumentation fullstack fuzz
+.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-contract \
+	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,9 @@ test-unit: venv ## render unit tests (no external tools)
 test-config: venv ## the real validators on the rendered config (needs make tools or Docker)
 	$(PYTHON) -m pytest -m config
 
+test-contract: venv ## the defaults users rely on (tests/contract/guide.py) on the config values.yaml renders
+	$(PYTHON) -m pytest -m contract
+
 test-live: venv ## smoke tests against the running stack (after make up)
 	$(PYTHON) -m pytest -m live
 
@@ -97,3 +100,6 @@ bench-instrumentation: instrumentation/.venv/.installed ## per-request overhead:
 
 bench: venv bench-instrumentation ## print speed and memory figures (render, check, stack start, alert latency)
 	$(PYTHON) -m tests.bench
+
+mutate: venv ## apply tests/mutations.yaml one by one, run the fast tests, print the survivors (not in CI)
+	$(PYTHON) tests/mutate.py $(MUTANTS)

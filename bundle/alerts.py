@@ -69,12 +69,17 @@ def rendered(values: dict, runbook_base_url: str) -> list[tuple[dict, dict]]:
     computed = {"scrape_jobs_absent": "\n".join(
         ("" if i == 0 else "or ") + f'absent(up{{job="{name}"}})' for i, name in enumerate(jobs))}
     out = []
+    names: set[str] = set()
     for entry in entries():
         name, own = entry["alert"], every[entry["alert"]]
         if not (own["enabled"] and layers.is_on(values, entry.get("layer", "core"))):
             continue
         if entry.get("requires_job") and entry["requires_job"] not in jobs:
             continue
+        # The catalogue lists an alert before any alert that requires it.
+        if entry.get("requires_alert") and entry["requires_alert"] not in names:
+            continue
+        names.add(name)
         text = {key: substitute(entry[key], own, every, computed, f"{name}.{key}")
                 for key in ("expr", "summary", "description")}
         out.append((entry, {
@@ -152,6 +157,7 @@ def docs_table() -> str:
         threshold = f"{d['threshold']} ({entry['unit']})" if "threshold" in d else "-"
         when = ([f"`layers.{entry['layer']}`"] if entry.get("layer", "core") != "core" else []) + (
             [f"while a job named `{entry['requires_job']}` is scraped"] if entry.get("requires_job") else []) + (
+            [f"while {entry['requires_alert']} is"] if entry.get("requires_alert") else []) + (
             ["`enabled: true`"] if not d["enabled"] else [])
         about = " ".join(entry["about"].split()).replace("|", "\\|")
         rows.append(f"| [{entry['alert']}](runbooks.md#{entry['alert'].lower()}) "

@@ -7,7 +7,7 @@ import difflib
 import re
 from typing import Iterator
 
-from . import compose, layers, schema
+from . import alerts, compose, layers, schema
 from .errors import InputError
 from .secrets import secret_references
 from .values import KeyPath, Source, dotted, printable
@@ -60,7 +60,24 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
             problems.append(
                 f"{source.where(where)}: {dotted(where)}: secret '{name}' is not declared under secrets{guess}"
             )
+    problems += disk_stages(values, source)
     return problems
+
+
+def disk_stages(values: dict, source: Source) -> list[str]:
+    """DiskSpaceLow is the early warning before DatabaseDiskFull (docs/alerting.md): both
+    read percent free, so the warning's threshold must be the higher one."""
+    every = alerts.settings(values)
+    warning, critical = every["DiskSpaceLow"], every["DatabaseDiskFull"]
+    if not (warning["enabled"] and critical["enabled"]) or warning["threshold"] > critical["threshold"]:
+        return []
+    where = ("alerts", "DiskSpaceLow", "threshold")
+    if where not in source.origin and ("alerts", "DatabaseDiskFull", "threshold") in source.origin:
+        where = ("alerts", "DatabaseDiskFull", "threshold")
+    # A default neither values file sets comes from the catalogue.
+    file = source.where(where) if where in source.origin else "bundle/alerts.yaml"
+    return [f"{file}: {dotted(where)}: the early warning fires below {warning['threshold']}% free, "
+            f"not above DatabaseDiskFull's {critical['threshold']}%; expected a higher percentage (the guide: 15 and 10)"]
 
 
 def check_values(values: dict, source: Source) -> None:

@@ -2,8 +2,10 @@
 # Put host copies of promtool and amtool, of exactly the versions in versions.yaml
 # (those the stand-in images run), into .tools/bin/ (relative to the repo root), and
 # Alertmanager's default notification templates (which its binary embeds, and amtool
-# needs to render a text that uses them) into .tools/share/alertmanager/. They come from Debian
-# forky's packages (apt-get download + dpkg-deb -x; nothing is installed) and are
+# needs to render a text that uses them) into .tools/share/alertmanager/, and the
+# alertmanager binary of amtool's package (the contract tests run it on loopback to prove
+# the inhibit rules) with the two default templates it reads from /usr/share. They come
+# from Debian forky's packages (apt-get download + dpkg-deb -x; no package is installed) and are
 # static-enough Go binaries that need only libc, so they run on the bookworm host.
 #
 # Cached: exits at once when both binaries are present and report the pinned
@@ -33,15 +35,21 @@ tool_version() {
     "$1" --version 2>&1 | sed -n 's/^[a-z]* *, version \([0-9][0-9.]*\).*/\1/p' | head -n1
 }
 
+# Debian's alertmanager build reads its default notification templates from this fixed
+# path (the package puts them there); the host copy needs them in the same place.
+amshare=/usr/share/prometheus/alertmanager
+
 is_current() {
-    [ -x "$bindir/promtool" ] && [ -x "$bindir/amtool" ] \
+    [ -x "$bindir/promtool" ] && [ -x "$bindir/amtool" ] && [ -x "$bindir/alertmanager" ] \
+        && [ -f "$amshare/default.tmpl" ] \
         && [ "$(tool_version "$bindir/promtool")" = "$PROMTOOL_VERSION" ] \
         && [ "$(tool_version "$bindir/amtool")" = "$AMTOOL_VERSION" ] \
+        && [ "$(tool_version "$bindir/alertmanager")" = "$AMTOOL_VERSION" ] \
         && [ -f "$sharedir/default.tmpl" ]
 }
 
 if is_current; then
-    obs_log "cached: promtool $PROMTOOL_VERSION, amtool $AMTOOL_VERSION in .tools/bin"
+    obs_log "cached: promtool $PROMTOOL_VERSION, amtool and alertmanager $AMTOOL_VERSION in .tools/bin"
     exit 0
 fi
 
@@ -77,15 +85,20 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$bindir"
 install -m 0755 "$work/extract/usr/bin/promtool" "$bindir/promtool.new"
 install -m 0755 "$work/extract/usr/bin/amtool" "$bindir/amtool.new"
+# Debian names the server binary after its package.
+install -m 0755 "$work/extract/usr/bin/prometheus-alertmanager" "$bindir/alertmanager.new"
 
 got_p=$(tool_version "$bindir/promtool.new")
 got_a=$(tool_version "$bindir/amtool.new")
-if [ "$got_p" != "$PROMTOOL_VERSION" ] || [ "$got_a" != "$AMTOOL_VERSION" ]; then
-    rm -f "$bindir/promtool.new" "$bindir/amtool.new"
-    obs_die "version mismatch: promtool reports '${got_p}' (want $PROMTOOL_VERSION), amtool reports '${got_a}' (want $AMTOOL_VERSION)"
+got_m=$(tool_version "$bindir/alertmanager.new")
+if [ "$got_p" != "$PROMTOOL_VERSION" ] || [ "$got_a" != "$AMTOOL_VERSION" ] || [ "$got_m" != "$AMTOOL_VERSION" ]; then
+    rm -f "$bindir/promtool.new" "$bindir/amtool.new" "$bindir/alertmanager.new"
+    obs_die "version mismatch: promtool reports '${got_p}' (want $PROMTOOL_VERSION), amtool '${got_a}' and alertmanager '${got_m}' (want $AMTOOL_VERSION)"
 fi
 mv -f "$bindir/promtool.new" "$bindir/promtool"
 mv -f "$bindir/amtool.new" "$bindir/amtool"
-mkdir -p "$sharedir"
+mv -f "$bindir/alertmanager.new" "$bindir/alertmanager"
+mkdir -p "$sharedir" "$amshare"
 install -m 0644 "$work"/extract/usr/share/prometheus/alertmanager/*.tmpl "$sharedir/"
-obs_log "installed .tools/bin/promtool $got_p and .tools/bin/amtool $got_a"
+install -m 0644 "$work/extract$amshare/default.tmpl" "$work/extract$amshare/email.tmpl" "$amshare/"
+obs_log "installed .tools/bin/promtool $got_p, .tools/bin/amtool $got_a and .tools/bin/alertmanager $got_m"

@@ -80,25 +80,48 @@ def stack_figures() -> None:
                for line in stats if (m := re.match(r"([\d.]+)(B|KiB|MiB|GiB)", line.strip())))
     figure("idle_memory_mib", used, "MiB", f"{len(names)} containers of the stack")
 
-    bound = alert_bound(values, "RedisDown")
-    requests.delete(f"{SINK}/records", timeout=10)
-    started = time.time()
-    platform("stop", "redis")
-    try:
-        deadline = time.monotonic() + bound + 120
-        while time.monotonic() < deadline:
-            hits = [r for r in requests.get(f"{SINK}/records", timeout=10).json()
-                    if r["path"] == "/oncall" and "RedisDown" in str(r["body"])]
-            if hits:
-                figure("alert_latency_seconds", hits[0]["received"] - started, "s",
-                       f"Redis stopped -> webhook; bound {bound:.0f}s = scrape + evaluation + for + group_wait")
-                figure("alert_latency_bound_seconds", bound, "s")
-                break
-            time.sleep(0.5)
-        else:
+    alert_latency(values)
+
+
+def pager_hits(status: str) -> list[dict]:
+    return [r for r in requests.get(f"{SINK}/records", timeout=10).json()
+            if r["path"] == "/pager" and isinstance(r["body"], dict) and r["body"].get("status") == status
+            and any(a["labels"]["alertname"] == "RedisDown" for a in r["body"].get("alerts", []))]
+
+
+def alert_latency(values: dict) -> None:
+    """Redis stopped -> RedisDown at the paging webhook, RUNS times (each after the last
+    one resolved, so each is a new notification group), against the documented bound
+    plus the time `docker compose stop` itself took (the fault is in place when it returns)."""
+    runs = int(os.environ.get("ALERT_LATENCY_RUNS", "5"))
+    bound, terms = alert_bound(values, "RedisDown", "pager")
+    samples, stops = [], []
+    for _ in range(runs):
+        requests.delete(f"{SINK}/records", timeout=10)
+        started = time.time()
+        platform("stop", "redis")
+        stops.append(time.time() - started)
+        try:
+            deadline = time.monotonic() + bound + 120
+            while not (hits := pager_hits("firing")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            platform("start", "redis")
+        if not hits:
             print("alert_latency_seconds: none within the deadline", flush=True)
-    finally:
-        platform("start", "redis")
+            return
+        samples.append(hits[0]["received"] - started)
+        # Resolved at the webhook: the group is closed and the next run starts afresh.
+        deadline = time.monotonic() + bound + 120
+        while not pager_hits("resolved") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+    stop = statistics.median(stops)
+    breakdown = " + ".join(f"{name} {value:g}" for name, value in terms) + f" + docker compose stop {stop:.1f}"
+    figure("alert_latency_median_seconds", statistics.median(samples), "s",
+           f"Redis stopped -> paging webhook, {runs} runs: {', '.join(f'{x:.1f}' for x in samples)}")
+    figure("alert_latency_max_seconds", max(samples), "s", "target: median <= bound, max <= bound + 5")
+    figure("alert_latency_bound_seconds", bound + stop, "s", breakdown)
 
 
 def main() -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from bundle import ROOT
 from bundle.secrets import read_env
@@ -22,3 +27,20 @@ def compose_command(output: Path, *env_files: Path) -> tuple[list[str], dict]:
     for env_file in env_files:
         args += ["--env-file", str(env_file)]
     return args, env
+
+
+def compose_config(root: Path, env_dir: Path) -> dict:
+    """The resolved Compose model (`docker compose config`) of env_dir/config and env_dir/.env."""
+    if not shutil.which("docker"):
+        pytest.fail("docker (with the compose plugin) is needed: see scripts/provision-docker.sh")
+    base, env = compose_command(env_dir / "config", env_dir / ".env")
+    result = subprocess.run([*base, "config", "--format", "json"], cwd=root, capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    # The model holds the secrets of env_dir/.env (interpolated into environment): keep
+    # them out of any failure report.
+    text = result.stdout
+    for value in read_env(env_dir / ".env").values():
+        if len(value) >= 8:
+            text = text.replace(json.dumps(value)[1:-1], "<secret>")
+    return json.loads(text)

@@ -30,9 +30,10 @@ def dashboard(values: dict) -> Dashboard:
            "targets": [{"expr": 'sum(pg_stat_database_blks_hit{' + sel + '}) / (sum(pg_stat_database_blks_hit{' + sel + '}) + sum(pg_stat_database_blks_read{' + sel + '}))'}]},
           {"type": "stat", "title": "Database size", "unit": "bytes",
            "targets": [{"expr": 'sum(pg_database_size_bytes{' + sel + '})'}]},
-          {"type": "stat", "title": "Database disk used", "unit": "percent", "alert": "DatabaseDiskFull", "decimals": 1,
-           "description": "Used space of the host filesystem holding the database (values.yaml alerts.DatabaseDiskFull.mountpoint), from node_exporter.",
-           "targets": [{"expr": 'max((1 - node_filesystem_avail_bytes{' + dbfs + '} / node_filesystem_size_bytes{' + dbfs + '}) * 100)'}]},
+          {"type": "stat", "title": "Database disk free", "unit": "percent", "alert": "DatabaseDiskFull", "below": True,
+           "decimals": 1,
+           "description": "Free space of the host filesystem holding the database (values.yaml alerts.DatabaseDiskFull.mountpoint), from node_exporter.",
+           "targets": [{"expr": 'min(node_filesystem_avail_bytes{' + dbfs + '} / node_filesystem_size_bytes{' + dbfs + '} * 100)'}]},
         ]},
         {"title": "Connections", "panels": [
           {"title": "Connections used", "unit": "percent", "alert": "PostgresHighConnections", "min": 0, "max": 100,

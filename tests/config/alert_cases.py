@@ -41,6 +41,10 @@ def counter(per_step: float) -> tuple[str, float]:
 Series = dict[str, tuple[str, float]]  # selector -> (kind, value or increase per step)
 
 
+def level_itself(a: dict, level: float) -> float:
+    return level
+
+
 @dataclass
 class Case:
     """How to make one alert fire and stay quiet; levels are in the alert's own unit."""
@@ -50,9 +54,12 @@ class Case:
     labels: Callable[[dict, float], dict]
     # The value the expression yields at `fire` (what {{ $value }} shows): the level
     # itself unless the level is a scale of something else.
-    value: Callable[[dict, float], float] = lambda a, level: level
+    value: Callable[[dict, float], float] = level_itself
     healthy: float = 0
     under: Callable[[dict], float] | None = None  # None: the alert has no threshold
+    # A level just past the threshold, which must fire too. By default, where the level is
+    # the value, the mirror of `under` across the threshold.
+    near: Callable[[dict], float] | None = None
     true_from: int = 0  # seconds from the start until the expression holds (rates: STEP)
     quiet: dict[str, Callable[[dict], Series]] = field(default_factory=dict)
 
@@ -62,6 +69,7 @@ API = 'job="api-gateway",service="api-gateway",instance="api-gateway:8000"'
 NODE = 'job="node",service="host",instance="node-exporter:9100"'
 REDIS = 'job="redis",service="redis",instance="redis-exporter:9121"'
 PG = 'job="postgres",service="postgres",instance="postgres-exporter:9187"'
+NGINX = 'job="nginx",service="nginx",instance="nginx-exporter:9113"'
 PROM = 'job="prometheus",service="prometheus",instance="localhost:9090"'
 AM = 'job="alertmanager",service="alertmanager",instance="alertmanager:9093"'
 CELERY = 'job="celery",service="celery",instance="celery-worker:9808"'
@@ -88,14 +96,25 @@ def fs_labels(mountpoint: str, fstype: str = "ext4", device="/dev/sda1") -> dict
     return labels_of(NODE, device=device, fstype=fstype, mountpoint=mountpoint)
 
 
-def histogram(t: float, lower: float, upper: float, per_step: float) -> Series:
-    """Requests whose latency all falls into the bucket (lower, upper]."""
+# Bucket bounds of the latency histogram, in units of the alert's threshold.
+BUCKETS = (0.1, 0.25, 0.5, 1, 1.1, 2, 4)
+
+
+def p95_in_bucket(x: float) -> float:
+    """The 95th percentile, in units of t, of requests all in the bucket ending at x."""
+    lower = max([b for b in BUCKETS if b < x], default=0)
+    return lower + (x - lower) * 0.95
+
+
+def histogram(t: float, x: float, per_step: float) -> Series:
+    """Requests whose latency all falls into the bucket whose upper bound is x*t (x one of
+    BUCKETS): the same buckets at every level, so levels can follow one another."""
+    assert x in BUCKETS, x
     sel = f'{API},method="GET",endpoint="/api/items/{{item_id}}"'
-    return {
-        f'http_request_duration_seconds_bucket{{{sel},le="{lower:g}"}}': counter(0),
-        f'http_request_duration_seconds_bucket{{{sel},le="{upper:g}"}}': counter(per_step),
-        f'http_request_duration_seconds_bucket{{{sel},le="+Inf"}}': counter(per_step),
-    }
+    out = {f'http_request_duration_seconds_bucket{{{sel},le="{b * t:g}"}}': counter(per_step if b >= x else 0)
+           for b in BUCKETS}
+    out[f'http_request_duration_seconds_bucket{{{sel},le="+Inf"}}'] = counter(per_step)
+    return out
 
 
 def ratio_counters(errors: str, total: str, pct: float, scale: float = 100) -> Series:
@@ -121,10 +140,10 @@ CASES: dict[str, Case] = {
             f'http_requests_total{{{API},method="GET",endpoint="/nowhere",status="200"}}', 90)},
     ),
     "HighResponseTime": Case(
-        series=lambda a, x: histogram(a["threshold"], a["threshold"] * x / 2, a["threshold"] * x, 10),
-        # x scales the bucket: quantile 0.95 of (t*x/2, t*x] is t*x*0.975 (x=2: 1.95 t).
-        fire=lambda a: 2, under=lambda a: 1, healthy=0.2, true_from=STEP,
-        value=lambda a, x: a["threshold"] * x * 0.975,
+        series=lambda a, x: histogram(a["threshold"], x, 10),
+        # x picks the bucket of BUCKETS with upper bound x*t; p95 interpolates within it.
+        fire=lambda a: 2, under=lambda a: 1, near=lambda a: 1.1, healthy=0.25, true_from=STEP,
+        value=lambda a, x: a["threshold"] * p95_in_bucket(x),
         labels=lambda a, x: {"job": "api-gateway", "service": "api-gateway"},
     ),
     "ServiceDown": Case(
@@ -160,6 +179,7 @@ CASES: dict[str, Case] = {
     "RedisRejectedConnections": Case(
         series=lambda a, n: {f"redis_rejected_connections_total{{{REDIS}}}": counter(n)},
         fire=lambda a: a["threshold"] + 1, under=lambda a: a["threshold"] / 20 * 0.9, true_from=STEP,
+        near=lambda a: (a["threshold"] + 0.5) / 20,
         labels=lambda a, v: labels_of(REDIS),
     ),
     "PostgresDown": Case(
@@ -176,21 +196,34 @@ CASES: dict[str, Case] = {
     "PostgresDeadlocks": Case(
         series=lambda a, n: {f'pg_stat_database_deadlocks{{{PG},datname="app"}}': counter(n)},
         fire=lambda a: a["threshold"] + 1, under=lambda a: a["threshold"] / 20 * 0.9, true_from=STEP,
+        near=lambda a: (a["threshold"] + 0.5) / 20,
         labels=lambda a, v: labels_of(PG, datname="app"),
         quiet={"template databases": lambda a: {
             f'pg_stat_database_deadlocks{{{PG},datname="template1"}}': counter(a["threshold"] + 1)}},
     ),
     "DatabaseDiskFull": Case(
-        series=lambda a, used: root_fs(a["mountpoint"], 100 - used),
-        fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), healthy=40,
+        series=lambda a, free: root_fs(a["mountpoint"], free),
+        fire=lambda a: a["threshold"] / 2, under=lambda a: just_over(a["threshold"]), healthy=60,
         labels=lambda a, v: fs_labels(a["mountpoint"]),
         quiet={"a container's overlay at the same mountpoint": lambda a: root_fs(a["mountpoint"], 1, fstype="overlay", device="overlay"),
+               "a read-only filesystem": lambda a: root_fs(a["mountpoint"], 1, readonly=1),
                "another mountpoint": lambda a: root_fs(a["mountpoint"].rstrip("/") + "/elsewhere", 1)},
     ),
     "CeleryQueueBackup": Case(
         series=lambda a, n: {f'celery_queue_length{{{API},queue="celery"}}': gauge(n)},
-        fire=lambda a: a["threshold"] * 2 + 2, under=lambda a: a["threshold"], healthy=0,
+        fire=lambda a: a["threshold"] * 2 + 2, under=lambda a: a["threshold"], near=lambda a: a["threshold"] + 1,
+        healthy=0,
         labels=lambda a, v: {"job": "api-gateway", "queue": "celery"},
+    ),
+    "CeleryQueueLengthMissing": Case(
+        # level 1: the API exports the queue length; 0: Celery is scraped but nothing does.
+        series=lambda a, present: {f"up{{{CELERY}}}": gauge(1), f"up{{{API}}}": gauge(1), **(
+            {f'celery_queue_length{{{API},queue="celery"}}': gauge(3)} if present else {})},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: {},
+        quiet={"no Celery scraped at all": lambda a: {f"up{{{API}}}": gauge(1)},
+               "a queue length from any job": lambda a: {
+                   f"up{{{CELERY}}}": gauge(1), f'celery_queue_length{{{CELERY},queue="celery"}}': gauge(0)}},
     ),
     "HighTaskFailureRate": Case(
         series=lambda a, pct: {
@@ -205,6 +238,10 @@ CASES: dict[str, Case] = {
             f'{a["metric"]}{{job="nginx-log",instance="nginx-log-exporter:4040",method="GET",status="200"}}', pct),
         fire=lambda a: over(a["threshold"]), under=lambda a: just_under(a["threshold"]), true_from=STEP,
         labels=lambda a, v: {"job": "nginx-log", "instance": "nginx-log-exporter:4040"},
+    ),
+    "NginxDown": Case(
+        series=lambda a, up: {f"nginx_up{{{NGINX}}}": gauge(up)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(NGINX),
     ),
     "HighCPUUsage": Case(
         series=lambda a, busy: {f'node_cpu_seconds_total{{{NODE},cpu="{c}",mode="idle"}}': counter(STEP * (1 - busy / 100))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import yaml
 
 from bundle.build import image_ref
 from bundle.secrets import read_env
-from compose_project import compose_command
+from compose_project import compose_command, compose_config
 
 pytestmark = pytest.mark.config
 
@@ -28,22 +27,6 @@ COMBINATIONS = [dict(zip(LAYERS, combo)) for combo in itertools.product([False, 
 # Images without any tool to run a check with (FROM scratch), documented in compose/core.yml
 # and compose/logs.yml.
 NO_HEALTHCHECK = {"nginx-exporter", "logstash-exporter"}
-
-
-def compose_config(root: Path, env_dir: Path) -> dict:
-    if not shutil.which("docker"):
-        pytest.fail("docker (with the compose plugin) is needed: see scripts/provision-docker.sh")
-    base, env = compose_command(env_dir / "config", env_dir / ".env")
-    result = subprocess.run([*base, "config", "--format", "json"], cwd=root, capture_output=True, text=True,
-                            env=env)
-    assert result.returncode == 0, result.stderr
-    # The model holds the secrets of env_dir/.env (interpolated into environment): keep
-    # them out of any failure report.
-    text = result.stdout
-    for value in read_env(env_dir / ".env").values():
-        if len(value) >= 8:
-            text = text.replace(json.dumps(value)[1:-1], "<secret>")
-    return json.loads(text)
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +185,8 @@ def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
 # passwords. Written out here, not derived from bundle/layers.yaml.
 SECRET_CONSUMERS = {
     "smtp_password": {"alertmanager"},
-    "slack_webhook_url": {"alertmanager"},
-    "oncall_webhook_url": {"alertmanager"},
+    "slack_critical_webhook_url": {"alertmanager"},
+    "slack_warning_webhook_url": {"alertmanager"},
     "postgres_exporter_password": {"postgres-exporter"},
     "redis_password": {"redis-exporter"},
     "grafana_admin_password": {"grafana"},
@@ -237,7 +220,7 @@ def test_every_secret_reaches_exactly_the_services_that_use_it(full, values):
 
 def test_a_layer_that_is_off_gets_no_secret_and_no_service(rendered):
     layers, model, _ = rendered["core"]
-    assert set(secret_receivers(model)) == {"smtp_password", "slack_webhook_url", "oncall_webhook_url",
+    assert set(secret_receivers(model)) == {"smtp_password", "slack_critical_webhook_url", "slack_warning_webhook_url",
                                            "postgres_exporter_password", "redis_password"}
     _, model, _ = rendered["dashboards"]
     assert secret_receivers(model)["grafana_reader_password"] == {"grafana"}   # no elasticsearch-setup

@@ -146,15 +146,15 @@ def test_the_go_duration_rule_is_go_own(tmp_path, tool, duration):
 def test_a_notification_text_alertmanager_cannot_render_is_refused(tmp_path, tool):
     work = rendered_copy(tmp_path)
     before = snapshot(work / "config")
-    overlay = ("alertmanager:\n  receivers:\n    oncall-slack:\n      slack_configs:\n"
-               "        - api_url_secret: slack_webhook_url\n          title: '{{ .Broken'\n"
-               "    ops-email:\n      email_configs:\n        - to: ops@example.com\n"
+    overlay = ("alertmanager:\n  receivers:\n    critical:\n      slack_configs:\n"
+               "        - api_url_secret: slack_critical_webhook_url\n          title: '{{ .Broken'\n"
+               "    default:\n      email_configs:\n        - to: ops@example.com\n"
                "          headers: {Subject: '{{ .CommonLabels.x | nosuchfunction }}'}\n")
     result = render(work, overlay, extra=["--require-validators"])
     assert result.code == 1, result.stderr
     assert [line.split(": ", 2)[1] for line in result.problems] == [
-        "alertmanager.receivers.oncall-slack.slack_configs[0].title",
-        "alertmanager.receivers.ops-email.email_configs[0].headers.Subject"]
+        "alertmanager.receivers.critical.slack_configs[0].title",
+        "alertmanager.receivers.default.email_configs[0].headers.Subject"]
     assert all("Alertmanager cannot render this notification text" in line for line in result.problems)
     assert result.problems[0].split(": ")[0].endswith("overlay-0.yaml:6")
     assert snapshot(work / "config") == before

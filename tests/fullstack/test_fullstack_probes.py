@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
 import time
 
 import pytest
@@ -227,6 +228,42 @@ def test_span_sent_over_otlp_http_is_found_in_jaeger(stack):
         return spans
 
     stack.wait(f"trace {trace_id} in Jaeger", probe, ["jaeger"])
+
+
+ZIPKIN_PROBE = """
+import json, sys, time, urllib.request
+trace_id, span_id = sys.argv[1], sys.argv[2]
+now = int(time.time() * 1e6)
+span = [{"traceId": trace_id, "id": span_id, "name": "probe", "timestamp": now - 5000, "duration": 5000,
+         "localEndpoint": {"serviceName": "fullstack-zipkin-probe"}}]
+request = urllib.request.Request("http://jaeger:9411/api/v2/spans", data=json.dumps(span).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+print(urllib.request.urlopen(request, timeout=10).status)
+"""
+
+
+def test_span_sent_over_zipkin_is_found_in_jaeger(stack):
+    """The guide's apps also sent Zipkin spans to jaeger:9411 on their network."""
+    need(stack, "tracing")
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+
+    def send():
+        # From the demo platform's api-gateway, on the app network, as the apps send.
+        out = subprocess.run(["docker", "compose", "--env-file", str(stack.root / ".env"), "-f",
+                              str(stack.root / "tests" / "platform" / "compose.yml"), "exec", "-T", "api-gateway",
+                              "python3", "-c", ZIPKIN_PROBE, trace_id, span_id], capture_output=True, text=True)
+        assert out.stdout.strip() == "202", out.stdout + out.stderr
+        return True
+
+    stack.wait("Jaeger Zipkin receiver on the app network", send, ["jaeger"])
+
+    def probe():
+        found = ok_json(stack.http.get(stack.url("jaeger_ui", f"/api/traces/{trace_id}"), timeout=10), 200, 404)
+        spans = [span["spanID"] for trace in found.get("data") or [] for span in trace["spans"]]
+        assert span_id in spans, f"trace {trace_id}: spans {spans}"
+        return spans
+
+    stack.wait(f"Zipkin trace {trace_id} in Jaeger", probe, ["jaeger"])
 
 
 # ---------------------------------------------------------------- APM Server

@@ -4,6 +4,7 @@ and waits that have a deadline and show why they failed."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import time
@@ -71,12 +72,41 @@ def seconds(duration: str) -> float:
     return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
 
 
-def alert_bound(values: dict, alert: str) -> float:
-    """How long an alert may take to reach a receiver: scrape_interval +
-    evaluation_interval + its `for` + the top route's group_wait."""
+def route_group_wait(values: dict, receiver: str) -> float:
+    """group_wait of the first route (depth first, in order) that names `receiver`,
+    inherited from its parents as Alertmanager does."""
+    def walk(route: dict, inherited: str):
+        wait = route.get("group_wait", inherited)
+        if route.get("receiver") == receiver:
+            return wait
+        for child in route.get("routes", []):
+            found = walk(child, wait)
+            if found is not None:
+                return found
+        return None
+
+    top = values["alertmanager"]["route"]
+    return seconds(walk(top, top["group_wait"]) or top["group_wait"])
+
+
+def alert_bound(values: dict, alert: str, receiver: str) -> tuple[float, list[tuple[str, float]]]:
+    """The longest a fault may take to reach `receiver` as a notification of `alert`, and
+    its terms (docs/alerting.md, "How long an alert takes"):
+      scrape       the first scrape that can see the fault starts within scrape_interval;
+      scrape time  it ends within scrape_timeout (an exporter whose service vanished may
+                   wait that long for its name or connection to fail);
+      evaluation   the rule group evaluates within evaluation_interval after the sample;
+      for          it fires on the first evaluation at least `for` after the one that saw
+                   it first: `for` rounded up to whole evaluation intervals;
+      group_wait   of the receiver's route, before Alertmanager sends a new group;
+      send         Prometheus to Alertmanager to the receiver: one second."""
     prom = values["prometheus"]
-    return (seconds(prom["scrape_interval"]) + seconds(prom["evaluation_interval"])
-            + seconds(settings(values)[alert]["for"]) + seconds(values["alertmanager"]["route"]["group_wait"]))
+    every = seconds(prom["evaluation_interval"])
+    terms = [("scrape", seconds(prom["scrape_interval"])), ("scrape time", seconds(prom["scrape_timeout"])),
+             ("evaluation", every),
+             ("for", math.ceil(seconds(settings(values)[alert]["for"]) / every) * every),
+             ("group_wait", route_group_wait(values, receiver)), ("send", 1.0)]
+    return sum(t for _, t in terms), terms
 
 
 TRAFFIC = """

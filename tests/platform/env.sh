@@ -16,7 +16,8 @@ set_if_empty() { # VAR VALUE
     fi
 }
 set_if_empty POSTGRES_EXPORTER_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
-set_if_empty SMTP_PASSWORD "unused-by-the-sink"
-set_if_empty SLACK_WEBHOOK_URL "http://sink:8080/slack"
-set_if_empty ONCALL_WEBHOOK_URL "http://sink:8080/oncall"
+set_if_empty SMTP_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d "/+=")"
+set_if_empty SLACK_CRITICAL_WEBHOOK_URL "http://sink:8080/slack-critical"
+set_if_empty SLACK_WARNING_WEBHOOK_URL "http://sink:8080/slack-warning"
+set_if_empty PAGER_URL "http://sink:8080/pager"
 

@@ -138,7 +138,7 @@ def test_an_overlay_adds_changes_and_removes_scrape_jobs_by_name(run_render):
 
 
 def test_overlay_lists_replace_rather_than_append(run_render):
-    routes = [{"matchers": ['team="billing"'], "receiver": "ops-email"}]
+    routes = [{"matchers": ['team="billing"'], "receiver": "default"}]
     result = run_render({"alertmanager": {"route": {"routes": routes}}})
     assert result.code == 0, result.stderr
     assert result.yaml("alertmanager/alertmanager.yml")["route"]["routes"] == routes
@@ -193,6 +193,9 @@ BAD_INPUTS = {
                                        "memory.elasticsearch of 2g"),
     "apm without logs": ("layers:\n  logs: false\n  apm: true\n",
                          ":3: layers.apm: the apm layer needs the logs layer; switch layers.logs on too"),
+    "disk warning not before the critical": ("alerts:\n  DiskSpaceLow:\n    threshold: 10\n",
+                                             ":3: alerts.DiskSpaceLow.threshold: the early warning fires below 10% "
+                                             "free, not above DatabaseDiskFull's 10%"),
     "undeclared secret": ("alertmanager:\n  smtp:\n    auth_password_secret: smtp_pasword\n",
                           ":3: alertmanager.smtp.auth_password_secret: secret 'smtp_pasword' is not declared "
                           "under secrets; did you mean 'smtp_password'?"),
@@ -229,11 +232,11 @@ def test_missing_user_secret_is_refused(run_render):
     first = run_render()
     assert first.code == 0
     before = snapshot(first.output)
-    env = first.env_file.read_text().replace("SLACK_WEBHOOK_URL=\n", "")
+    env = first.env_file.read_text().replace("SLACK_CRITICAL_WEBHOOK_URL=\n", "")
     first.env_file.write_text(env)
     result = run_render()
     assert result.code == 1
-    assert "SLACK_WEBHOOK_URL: missing; secrets.slack_webhook_url" in result.stderr
+    assert "SLACK_CRITICAL_WEBHOOK_URL: missing; secrets.slack_critical_webhook_url" in result.stderr
     assert snapshot(first.output) == before
 
 
@@ -308,11 +311,12 @@ def test_template_syntax_in_values_is_written_literally(run_render):
 def test_quotes_and_backslashes_survive_every_output(run_render):
     nasty = 'a"b\'c\\d\\"e'
     result = run_render({"cluster": nasty, "alertmanager": {"receivers": {
-        "oncall-slack": {"slack_configs": [{"api_url_secret": "slack_webhook_url", "title": nasty}]}}}})
+        "critical": {"slack_configs": [{"api_url_secret": "slack_critical_webhook_url", "title": nasty}]}}}})
     assert result.code == 0, result.stderr
     assert result.yaml("prometheus/prometheus.yml")["global"]["external_labels"]["cluster"] == nasty
     am = result.yaml("alertmanager/alertmanager.yml")
-    assert am["receivers"][1]["slack_configs"][0]["title"] == nasty
+    receivers = {r["name"]: r for r in am["receivers"]}
+    assert receivers["critical"]["slack_configs"][0]["title"] == nasty
     conf = result.text("logstash/pipeline/logstash.conf")
     assert '"[labels][cluster]" => "a\\"b\'c\\\\d\\\\\\"e"' in conf
 
@@ -411,3 +415,13 @@ def test_env_example_documents_every_declared_secret(root, values):
     for var in example:
         before = text.split(f"\n{var}=")[0].rstrip("\n").splitlines()[-1]
         assert before.startswith("#"), f"{var} has no comment above it"
+
+
+def test_jaeger_takes_only_the_span_protocols_switched_on(run_render):
+    result = run_render({"jaeger": {"receivers": {"jaeger": False, "zipkin": True}}})
+    assert result.code == 0, result.stderr
+    config = result.yaml("jaeger/config.yml")
+    assert set(config["receivers"]) == {"otlp", "zipkin"}
+    assert config["service"]["pipelines"]["traces"]["receivers"] == ["otlp", "zipkin"]
+    result = run_render({"jaeger": {"receivers": {"jaeger": False, "zipkin": False}}})
+    assert result.yaml("jaeger/config.yml")["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]

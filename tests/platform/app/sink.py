@@ -1,10 +1,18 @@
 """Records every notification Alertmanager sends: webhook/Slack JSON over HTTP and
-email over SMTP. GET /records returns them all; DELETE /records forgets them."""
+email over SMTP. GET /records returns them all; DELETE /records forgets them.
+
+The SMTP side requires AUTH LOGIN with SMTP_USERNAME and SMTP_PASSWORD (the stack's
+generated secret) before it takes a mail, as a real smarthost does: a delivered mail
+proves Alertmanager logged in with the password from .env. Refused logins are recorded
+too (kind "smtp-auth-refused")."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,31 +59,77 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+USERNAME = os.environ["SMTP_USERNAME"]
+PASSWORD = os.environ["SMTP_PASSWORD"]
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def unb64(text: str) -> str:
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
 async def smtp_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Just enough SMTP for Alertmanager (EHLO, MAIL, RCPT, DATA, QUIT), without TLS."""
+    """Just enough SMTP for Alertmanager (EHLO, AUTH LOGIN, MAIL, RCPT, DATA, QUIT),
+    without TLS: AUTH LOGIN is the mechanism Alertmanager uses over plain text (Go's
+    PLAIN refuses to send a password unencrypted to a host other than localhost)."""
 
     def say(line: str) -> None:
         writer.write((line + "\r\n").encode())
 
+    async def ask(prompt: str) -> str:
+        say(f"334 {b64(prompt)}")
+        await writer.drain()
+        return unb64((await reader.readline()).decode("utf-8", "replace"))
+
     say("220 sink ESMTP")
-    sender, rcpts = None, []
+    sender, rcpts, user = None, [], None
     while line := (await reader.readline()).decode("utf-8", "replace").rstrip("\r\n"):
         verb = line.split(" ", 1)[0].upper()
         if verb in ("EHLO", "HELO"):
-            say("250 sink")
+            say("250-sink")
+            say("250 AUTH LOGIN")
+        elif verb == "AUTH":
+            parts = line.split()
+            if len(parts) < 2 or parts[1].upper() != "LOGIN":
+                say("504 5.5.4 only AUTH LOGIN")
+            else:
+                name = unb64(parts[2]) if len(parts) > 2 else await ask("Username:")
+                secret = await ask("Password:")
+                if name == USERNAME and secret == PASSWORD:
+                    user = name
+                    say("235 2.7.0 authenticated")
+                else:
+                    record("smtp-auth-refused", "smtp", {"username": name})
+                    say("535 5.7.8 authentication failed")
         elif verb == "MAIL":
-            sender, rcpts = line.split(":", 1)[1].strip(), []
-            say("250 OK")
+            if user is None:
+                say("530 5.7.0 authentication required")
+            else:
+                sender, rcpts = line.split(":", 1)[1].strip(), []
+                say("250 OK")
         elif verb == "RCPT":
-            rcpts.append(line.split(":", 1)[1].strip())
-            say("250 OK")
+            if sender is None:
+                say("503 5.5.1 MAIL first")
+            else:
+                rcpts.append(line.split(":", 1)[1].strip())
+                say("250 OK")
         elif verb == "DATA":
+            if user is None or sender is None:
+                say("503 5.5.1 MAIL first")
+                await writer.drain()
+                continue
             say("354 end with .")
             await writer.drain()
             lines = []
             while (data := (await reader.readline()).decode("utf-8", "replace").rstrip("\r\n")) != ".":
                 lines.append(data[1:] if data.startswith("..") else data)
-            record("email", "smtp", {"from": sender, "to": rcpts, "message": "\n".join(lines)})
+            record("email", "smtp", {"from": sender, "to": rcpts, "user": user, "message": "\n".join(lines)})
             say("250 OK")
         elif verb == "QUIT":
             say("221 bye")
