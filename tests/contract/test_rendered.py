@@ -128,6 +128,10 @@ def test_logstash_reads_json_lines_over_tcp(config):
     assert port and int(port.group(1)) == guide.LOGSTASH_TCP_PORT and codec and \
         codec.group(1) in guide.LOGSTASH_TCP_CODECS, contract.deliberate(
             f"the tcp input is not JSON lines on {guide.LOGSTASH_TCP_PORT}: {tcp.group(1).strip()}", guide.LOGS_DOC)
+    filters = pipeline[pipeline.index("filter {"):pipeline.index("output {")]
+    for field, kind in guide.LOGSTASH_CONVERT.items():
+        guarded = re.search(rf'if \[{field}\] \{{\s*mutate \{{ convert => \{{ "{field}" => "{kind}" \}} \}}', filters)
+        assert guarded, contract.deliberate(f"the pipeline does not make `{field}` a {kind}", guide.LOGS_DOC)
 
 
 @pytest.mark.parametrize("dashboard,panel,series,value", guide.PANELS, ids=[f"{d}: {p}" for d, p, _, _ in guide.PANELS])
