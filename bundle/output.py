@@ -94,6 +94,15 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
+def swap_order(item: tuple[str, str]) -> tuple:
+    """Files that others refer to go in first: Grafana's provisioning (the datasource uids
+    dashboards use) before the dashboards, and deeper files (rule files, notification
+    templates) before the files at the top that load them (prometheus.yml,
+    alertmanager.yml, compose.env)."""
+    name = item[0]
+    return ("/provisioning/" not in name, -name.count("/"), name)
+
+
 def ancestors(names) -> set[str]:
     out = set()
     for name in names:
@@ -309,7 +318,9 @@ class Transaction:
 
     def recover(self) -> None:
         """Complete or roll back the swap an interrupted render left behind."""
-        (self.output / (JOURNAL + ".new")).unlink(missing_ok=True)
+        leftover = self.output / (JOURNAL + ".new")
+        if leftover.exists():
+            leftover.unlink()
         path = self.output / JOURNAL
         if not path.exists():
             return
@@ -337,7 +348,7 @@ class Transaction:
         staged = self.staging
         if any(file_digest(self.output / n) != d and file_digest(staged / n) != d for n, d in new.items()):
             return False
-        for name, sha in sorted(new.items()):
+        for name, sha in sorted(new.items(), key=swap_order):
             target = self.output / name
             if file_digest(target) != sha:
                 make_dirs(self.output, os.path.dirname(name))

@@ -285,13 +285,21 @@ def grafana_expand(text: str, env: dict) -> str:
 
 def test_every_dollar_reaches_prometheus_and_grafana_as_written(work):
     env = {"HOME": "/root", "X": "x"}
-    overlay = {"environment": "prod $HOME", "prometheus": {"external_labels": {"region": NASTY}},
+    overlay = {"environment": "prod $HOME", "prometheus": {"external_labels": {"region": NASTY}, "scrape_configs": {
+                   "x": {"targets": ["x:1"], "labels": {"team": NASTY}}}},
+               "alertmanager": {"receivers": {"oncall-slack": {"slack_configs": [
+                   {"api_url_secret": "slack_webhook_url", "title": NASTY, "channel": NASTY}]}}},
                "grafana": {"datasources": {"prometheus": {"name": NASTY},
                                            "elasticsearch": {"username": "reader$HOME", "name": "$__env{HOME}"}}}}
     config = accepted(work, yaml.safe_dump(overlay))
     labels = yaml.safe_load((config / "prometheus" / "prometheus.yml").read_text())["global"]["external_labels"]
     assert go_os_expand(labels["region"], env) == NASTY
     assert go_os_expand(labels["environment"], env) == "prod $HOME"
+    # Outputs whose programs expand nothing get the value as it is.
+    jobs = yaml.safe_load((config / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    assert next(j for j in jobs if j["job_name"] == "x")["static_configs"][0]["labels"]["team"] == NASTY
+    slack = yaml.safe_load((config / "alertmanager" / "alertmanager.yml").read_text())["receivers"][1]
+    assert slack["slack_configs"][0]["title"] == slack["slack_configs"][0]["channel"] == NASTY
     sources = yaml.safe_load((config / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text())
     by_type = {d["type"]: d for d in sources["datasources"]}
     assert grafana_expand(by_type["prometheus"]["name"], env) == NASTY

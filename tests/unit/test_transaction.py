@@ -392,3 +392,42 @@ def test_unchanged_files_keep_their_inode_and_directories_are_never_swapped(rend
     assert (config / "prometheus").stat().st_ino == directory
     now = (config / "alertmanager" / "alertmanager.yml").stat()
     assert (now.st_ino, now.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+
+
+def test_a_read_only_output_is_one_line_and_untouched(rendered):
+    """config/ on a read-only filesystem (a read-only bind mount in a mount namespace of
+    its own; unshare needs root, as CI has)."""
+    config, ro = rendered / "config", rendered / "ro"
+    ro.mkdir()
+    before = snapshot(config)
+    script = (f"mount --bind {config} {ro} && mount -o remount,ro,bind {ro} && "
+              f"exec {sys.executable} {ROOT / 'render.py'} --output {ro} --env-file {rendered / '.env'} "
+              f"--values {rendered / 'o.yaml'}")
+    (rendered / "o.yaml").write_text("cluster: other\n")
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    if "unshare failed" in result.stderr or "Operation not permitted" in result.stderr:
+        pytest.fail(f"this test needs root for unshare -m: {result.stderr}")
+    problems = [line for line in result.stderr.splitlines() if "warning" not in line]
+    assert result.returncode == 1, result.stderr
+    assert problems == [f"{ro}/.render-staging: Read-only file system; {ro} was left as it was"]
+    assert snapshot(config) == before
+
+
+def test_the_swap_puts_what_others_refer_to_in_first(rendered, monkeypatch):
+    """Datasources before the dashboards that use their uids, rule files and notification
+    templates before the files that load them."""
+    config = rendered / "config"
+    real, order = os.replace, []
+
+    def record(src, dst, *a, **k):
+        if ".render-staging" in str(src) and ".previous" not in str(src):
+            order.append(str(Path(dst).relative_to(config)))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(bundle.output.os, "replace", record)
+    result = render(rendered, {"grafana": {"datasources": {"prometheus": {"uid": "metrics"}}},
+                               "prometheus": {"scrape_interval": "30s"}, "alerts": {"HighCPUUsage": {"threshold": 91}}})
+    assert result.code == 0, result.stderr
+    datasources = order.index("grafana/provisioning/datasources/datasources.yml")
+    assert all(datasources < order.index(n) for n in order if n.startswith("grafana/dashboards/"))
+    assert order.index("prometheus/rules/platform.yml") < order.index("prometheus/prometheus.yml")
