@@ -34,13 +34,14 @@ TEMPLATED = {
 
 
 def texts(values: dict) -> list[tuple[tuple, str, str]]:
-    """(values path, text, template type) of every notification text Alertmanager renders
-    from a template: the receivers' own fields and the bundle's defaults (reported at the
-    entry that gets them), and the SMTP sender; each distinct text once."""
+    """(values path, text, template type) of every notification text of the values that
+    Alertmanager renders as a template: the receivers' own fields and the SMTP sender,
+    those holding {{ (plain text cannot fail to render), each distinct text once. The
+    bundle's own texts (TEXTS, notifications.tmpl) are proven by tests/config."""
     out, seen = [], set()
 
     def add(path: tuple, text, kind: str) -> None:
-        if isinstance(text, str) and (text, kind) not in seen:
+        if isinstance(text, str) and "{{" in text and (text, kind) not in seen:
             seen.add((text, kind))
             out.append((path, text, kind))
 
@@ -50,10 +51,9 @@ def texts(values: dict) -> list[tuple[tuple, str, str]]:
         for key, fields in TEMPLATED.items():
             for i, item in enumerate(receiver.get(key, [])):
                 entry = ("alertmanager", "receivers", name, key, i)
-                merged = {**TEXTS[key], **item}
                 for field, kind in fields.items():
-                    if field in merged:
-                        add(entry + ((field,) if field in item else ()), merged[field], kind)
-                for header, text in merged.get("headers", {}).items():
-                    add(entry + (("headers", header) if header in item.get("headers", {}) else ()), text, "text")
+                    if field in item:
+                        add(entry + (field,), item[field], kind)
+                for header, text in item.get("headers", {}).items():
+                    add(entry + ("headers", header), text, "text")
     return out
