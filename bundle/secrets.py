@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from . import layers
 from .errors import InputError
 from .formats import comment
-from .values import KeyPath, display, dotted
+from .values import MAX_FILE_BYTES, KeyPath, display, dotted, read_limited
 
 SECRETS_MOUNT = "/run/secrets"
 SECRET_SUFFIX = "_secret"
@@ -176,7 +176,10 @@ def read_env_text(path: Path) -> str:
     try:
         if path.is_dir():
             raise InputError([f"{display(path)}: is a directory; expected the secrets file"])
-        return path.read_bytes().decode("utf-8")
+        data = read_limited(path, MAX_FILE_BYTES)
+        if data is None:
+            raise InputError([f"{display(path)}: more than {MAX_FILE_BYTES} bytes; that is no secrets file"])
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError([f"{display(path)}: is not UTF-8 text (byte {error.start}); save it as UTF-8"]) from None
     except OSError as error:
@@ -236,7 +239,7 @@ def plan_secrets(values: dict, env_path: Path, compose_env: str = "") -> str | N
     """
     declared = values["secrets"]
     name = display(env_path)
-    exists = env_path.exists() or env_path.is_symlink()
+    exists = env_path.exists()  # a dangling symlink: created through the link
     text = read_env_text(env_path) if exists else env_example(values)
     parsed, problems = parse_env(text, name)
     if problems:

@@ -78,13 +78,21 @@ def short(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
 
 
+def read_limited(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, or None when it holds more than `limit` (read no further: it may
+    be a pipe or a device that never ends)."""
+    with open(path, "rb") as stream:
+        data = stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def read_text(path: Path, name: str) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError([f"{name}: {size} bytes; a values file may hold at most {MAX_FILE_BYTES} bytes "
-                              f"(1 MiB)"])
-        return path.read_bytes().decode("utf-8")
+        data = read_limited(path, MAX_FILE_BYTES)
+        if data is None:
+            raise InputError([f"{name}: more than {MAX_FILE_BYTES} bytes; a values file may hold at most "
+                              f"{MAX_FILE_BYTES} bytes (1 MiB)"])
+        return data.decode("utf-8")
     except OSError as exc:
         raise InputError([f"{name}: cannot read the file ({exc.strerror})"]) from None
     except UnicodeDecodeError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 import yaml
@@ -92,7 +93,9 @@ def test_alias_bomb_is_refused_before_it_expands(work):
 def test_a_values_file_over_the_size_limit_is_refused(work):
     path = work / "big.yaml"
     path.write_text("cluster: x\n" + "# padding\n" * 110_000)
-    refused(work, path, [f"{path.name}: {path.stat().st_size} bytes; a values file may hold at most 1048576 bytes"])
+    refused(work, path, [f"{path.name}: more than 1048576 bytes; a values file may hold at most 1048576 bytes"])
+    # A file that never ends is read no further than the limit.
+    refused(work, Path("/dev/zero"), ["/dev/zero: more than 1048576 bytes"])
 
 
 def test_a_missing_validator_named_by_the_environment_is_one_line(work, monkeypatch):
@@ -111,6 +114,9 @@ def test_an_env_file_that_is_a_directory_or_not_utf8_is_one_line(work):
     env.rmdir()
     env.write_bytes(b"SMTP_PASSWORD=caf\xe9\n")
     refused(work, "{}\n", [".env: is not UTF-8 text (byte 17)"])
+    env.unlink()
+    env.symlink_to("/dev/zero")
+    refused(work, "{}\n", [".env: more than 1048576 bytes"])
 
 
 # --------------------------------------------------------------------------- what services accept
