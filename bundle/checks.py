@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from typing import Iterator
 
 from . import alerts, compose, layers, schema
@@ -151,9 +152,15 @@ def service_problems(values: dict, source: Source) -> list[str]:
                 refuse(("prometheus", "scrape_configs", name, key),
                        "must be more than 0 (Prometheus reads 0 as not set and uses the global one)")
     retention = prom["retention"]
-    if seconds(retention["time"]) == 0 and re.fullmatch(r"0+[A-Z]*B", retention["size"]):
+    no_size = re.fullmatch(r"0+[A-Z]*B", retention["size"]) is not None
+    if seconds(retention["time"]) == 0 and no_size:
         refuse(("prometheus", "retention"), "time and size are both 0, which Prometheus reads as not set: "
                                             "it would keep 15d; set at least one limit")
+    elif seconds(retention["time"]) == 0 or no_size:
+        which = "time" if seconds(retention["time"]) == 0 else "size"
+        path = ("prometheus", "retention", which)
+        print(f"render.py: warning: {source.where(path)}: {dotted(path)}: 0 means no {which} limit to "
+              f"Prometheus: only retention.{'size' if which == 'time' else 'time'} bounds the data", file=sys.stderr)
     for key in ("cluster", "environment"):
         if key in prom["external_labels"]:
             refuse(("prometheus", "external_labels", key),

@@ -189,11 +189,18 @@ def test_values_a_service_would_refuse_or_misread_are_refused(work, case):
     "alertmanager:\n  receivers:\n    ops-email:\n      email_configs:\n        - to: 'a@example.com, B <b@example.com>'\n",
     "alertmanager:\n  receivers:\n    ops-email:\n      email_configs:\n        - to: '{{ .GroupLabels.team }}@example.com'\n",
     "prometheus:\n  retention:\n    time: 1y2w3d4h5m6s7ms\n",
-    "prometheus:\n  retention:\n    time: '0'\n    size: 10GB\n",
     "jaeger:\n  retention: 1.5h30m\n",
 ])
 def test_values_services_accept_are_accepted(work, text):
     accepted(work, text)
+
+
+def test_a_retention_limit_of_0_is_accepted_with_a_warning_saying_what_it_means(work):
+    result = render(work, "prometheus:\n  retention:\n    time: '0'\n    size: 10GB\n")
+    assert result.code == 0, result.stderr
+    assert any(line.startswith("render.py: warning: ") and line.endswith(
+        "overlay-0.yaml:3: prometheus.retention.time: 0 means no time limit to Prometheus: only retention.size "
+        "bounds the data") for line in result.stderr.splitlines()), result.stderr
 
 
 def test_an_image_pinned_by_digest_is_accepted_and_rendered_exactly(work):
