@@ -136,8 +136,12 @@ def overlays(draw) -> str:
     """The text of one values overlay: one key of the defaults (or a new one) replaced."""
     known = paths(defaults())
     path = draw(st.sampled_from(known))
-    if draw(st.integers(0, 9)) == 0:
-        path = path[:-1] + (draw(HOSTILE_TEXT.filter(lambda k: k and "\n" not in k)),)
+    parent = defaults()
+    for part in path[:-1]:
+        parent = parent[part]
+    if isinstance(parent, dict) and draw(st.integers(0, 9)) == 0:
+        # A key of its own next to the known ones.
+        path = path[:-1] + (draw(HOSTILE_TEXT.map(lambda k: k.replace("\n", "") or "x")),)
     kind = draw(st.sampled_from(["schema", "schema", "hostile", "raw"]))
     if kind == "schema" and schema_values(path).is_empty:
         kind = "hostile"
