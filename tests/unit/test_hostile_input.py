@@ -296,12 +296,14 @@ def grafana_expand(text: str, env: dict) -> str:
     return "$".join(part(p) for p in text.split("$$"))
 
 
-def test_every_dollar_reaches_prometheus_and_grafana_as_written(work):
+def test_every_dollar_reaches_prometheus_and_grafana_as_written(work, values):
     env = {"HOME": "/root", "X": "x"}
+    slack, secret = next((name, r["slack_configs"][0]["api_url_secret"])
+                         for name, r in values["alertmanager"]["receivers"].items() if r.get("slack_configs"))
     overlay = {"environment": "prod $HOME", "prometheus": {"external_labels": {"region": NASTY}, "scrape_configs": {
                    "x": {"targets": ["x:1"], "labels": {"team": NASTY}}}},
-               "alertmanager": {"receivers": {"oncall-slack": {"slack_configs": [
-                   {"api_url_secret": "slack_webhook_url", "title": NASTY, "channel": NASTY}]}}},
+               "alertmanager": {"receivers": {slack: {"slack_configs": [
+                   {"api_url_secret": secret, "title": NASTY, "channel": NASTY}]}}},
                "grafana": {"datasources": {"prometheus": {"name": NASTY},
                                            "elasticsearch": {"username": "reader$HOME", "name": "$__env{HOME}"}}}}
     config = accepted(work, yaml.safe_dump(overlay))
@@ -311,8 +313,9 @@ def test_every_dollar_reaches_prometheus_and_grafana_as_written(work):
     # Outputs whose programs expand nothing get the value as it is.
     jobs = yaml.safe_load((config / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
     assert next(j for j in jobs if j["job_name"] == "x")["static_configs"][0]["labels"]["team"] == NASTY
-    slack = yaml.safe_load((config / "alertmanager" / "alertmanager.yml").read_text())["receivers"][1]
-    assert slack["slack_configs"][0]["title"] == slack["slack_configs"][0]["channel"] == NASTY
+    receivers = yaml.safe_load((config / "alertmanager" / "alertmanager.yml").read_text())["receivers"]
+    entry = next(r for r in receivers if r["name"] == slack)["slack_configs"][0]
+    assert entry["title"] == entry["channel"] == NASTY
     sources = yaml.safe_load((config / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text())
     by_type = {d["type"]: d for d in sources["datasources"]}
     assert grafana_expand(by_type["prometheus"]["name"], env) == NASTY
