@@ -406,12 +406,16 @@ def test_env_file_parsing_follows_compose_quoting(tmp_path):
     assert read_env(env) == {"A": "plain", "B": "lit $x \\n", "C": 'esc"aped\n', "D": "d", "E": ""}
 
 
-def test_env_example_documents_every_declared_secret(root, values):
-    """Written by render.py from values `secrets`; `make check` proves it fresh."""
-    example = read_env(root / ".env.example")
+def test_env_example_documents_every_declared_secret(run_render, values):
+    """Written by render.py next to .env from values `secrets` (`make check` proves the
+    committed one fresh; a live render may have rewritten it for its own values)."""
+    result = run_render()
+    assert result.code == 0, result.stderr
+    path = result.env_file.with_name(".env.example")
+    example = read_env(path)
     assert sorted(example) == sorted(spec["env"] for spec in values["secrets"].values())
     assert all(value == "" for value in example.values()), "the example must hold no values"
-    text = (root / ".env.example").read_text()
+    text = path.read_text()
     for var in example:
         before = text.split(f"\n{var}=")[0].rstrip("\n").splitlines()[-1]
         assert before.startswith("#"), f"{var} has no comment above it"
