@@ -40,7 +40,7 @@ from inprocess import render, snapshot
 
 pytestmark = pytest.mark.config
 
-CI_EXAMPLES = 60
+CI_EXAMPLES = 40
 settings.register_profile("ci", max_examples=CI_EXAMPLES, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                  HealthCheck.filter_too_much])
