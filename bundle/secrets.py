@@ -234,8 +234,8 @@ def plan_secrets(values: dict, env_path: Path, compose_env: str = "") -> str | N
 
     A missing .env starts as a copy of the rendered .env.example. Secrets with
     `generate: true` get a strong random value when unset; every other secret a service
-    of an enabled layer receives must be present in .env (empty is allowed, with a
-    warning unless the secret is optional).
+    of an enabled layer receives gets an empty line of its own when .env lacks it (an
+    empty value is allowed, with a warning unless the secret is optional).
     """
     declared = values["secrets"]
     name = display(env_path)
@@ -277,7 +277,6 @@ def plan_secrets(values: dict, env_path: Path, compose_env: str = "") -> str | N
                 lines += [f"{var}={value}", ""]
             env[var] = value
             changed = True
-    text = "\n".join(lines)
     users: dict[str, list[str]] = {}
     for where, secret in secret_references(values):
         users.setdefault(secret, []).append(dotted(where))
@@ -287,11 +286,14 @@ def plan_secrets(values: dict, env_path: Path, compose_env: str = "") -> str | N
             continue
         var = spec["env"]
         if var not in env:
-            problems.append(
-                f"{name}: {var}: missing; secrets.{secret} in values needs it "
-                f"({spec['description']}): add a line {var}=..."
-            )
-            continue
+            # A secret the values declare anew (a receiver added in site.yaml): its line is
+            # added empty, for the user to fill in, as on the first render.
+            if lines and lines[-1] == "":
+                lines.pop()
+            lines += ["", f"# {spec['description'][:1].upper()}{spec['description'][1:]}.", f"{var}=", ""]
+            env[var] = ""
+            changed = True
+            print(f"render.py: {name}: added {var}= for secrets.{secret}; fill it in", file=sys.stderr)
         if not env[var] and not spec.get("optional", False):
             used = ", ".join(users.get(secret, [])) or "the services using it"
             print(
@@ -299,9 +301,7 @@ def plan_secrets(values: dict, env_path: Path, compose_env: str = "") -> str | N
                 f"until it is set ({spec['description']})",
                 file=sys.stderr,
             )
-    if problems:
-        raise InputError(problems)
-    return text if changed else None
+    return "\n".join(lines) if changed else None
 
 
 def _write_atomically(path: Path, text: str, mode: int) -> None:

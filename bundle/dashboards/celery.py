@@ -24,8 +24,8 @@ def dashboard(values: dict) -> Dashboard:
           {"type": "stat", "title": "p95 task run time", "unit": "s", "decimals": 3,
            "targets": [{"expr": 'histogram_quantile(0.95, sum by (le) (rate(' + buckets + '[$__rate_interval])))'}]},
           {"type": "stat", "title": "Tasks waiting", "unit": "short", "alert": "CeleryQueueBackup",
-           "description": "Tasks waiting in the broker, all queues (reported by the API gateway, so not filtered by $job).",
-           "targets": [{"expr": 'sum(celery_queue_length)'}]},
+           "description": "Tasks waiting in the broker, all queues (every exporter reports the same broker, so each queue counts once and $job does not filter it).",
+           "targets": [{"expr": 'sum(max by (queue) (celery_queue_length))'}]},
         ]},
         {"title": "Tasks", "panels": [
           {"title": "Tasks finished by task", "unit": "ops", "min": 0, "stack": True,
@@ -42,7 +42,7 @@ def dashboard(values: dict) -> Dashboard:
            "targets": [{"expr": 'sum by (task_name) (rate(celery_task_duration_seconds_sum{' + sel + '}[$__rate_interval])) / sum by (task_name) (rate(' + runs + '[$__rate_interval]))', "legend": "{{task_name}}"}]},
           {"title": "Queue length", "unit": "short", "alert": "CeleryQueueBackup", "min": 0,
            "description": "Tasks waiting per broker queue.",
-           "targets": [{"expr": 'sum by (queue) (celery_queue_length)', "legend": "{{queue}}"}]},
+           "targets": [{"expr": 'max by (queue) (celery_queue_length)', "legend": "{{queue}}"}]},
         ]},
     ]
     return Dashboard(

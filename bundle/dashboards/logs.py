@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builder import Dashboard
+from .builder import UP_MAPPINGS, UP_STEPS, Dashboard
 
 FOLDER = "Operations"
 # Layers besides dashboards this one needs.
@@ -19,6 +19,20 @@ def dashboard(values: dict) -> Dashboard:
            "targets": [{"query": "$query", "queryType": "lucene", "metrics": [{"id": "1", "type": "count"}], "bucketAggs": [by_level, histogram], "timeField": "@timestamp"}]},
           {"title": "Errors by service", "ds": "elasticsearch", "unit": "short", "stack": True, "w": 12,
            "targets": [{"query": "(" + "$query" + ") AND log.level:(error OR ERROR OR critical OR CRITICAL)", "queryType": "lucene", "metrics": [{"id": "1", "type": "count"}], "bucketAggs": [by_service, histogram], "timeField": "@timestamp"}]},
+        ]},
+        {"title": "Shipping from the apps", "panels": [
+          {"type": "stat", "title": "Shippers connected", "steps": UP_STEPS, "mappings": UP_MAPPINGS,
+           "description": "Whether every app process that logs is connected to Logstash (instrumentation/, log_shipper_connected).",
+           "targets": [{"expr": 'min(log_shipper_connected)'}]},
+          {"title": "Lines dropped", "unit": "short", "min": 0,
+           "description": "Lines the apps' shippers gave up on, per second, by reason: they never reach Elasticsearch (alert LogShipperDroppingLines).",
+           "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.000001}],
+           "targets": [{"expr": 'sum by (job, reason) (rate(log_shipper_dropped_lines_total[$__rate_interval]))', "legend": "{{job}} {{reason}}"}]},
+          {"title": "Lines sent", "unit": "short", "min": 0,
+           "targets": [{"expr": 'sum by (job) (rate(log_shipper_sent_lines_total[$__rate_interval]))', "legend": "{{job}}"}]},
+          {"title": "Waiting to be sent", "unit": "bytes", "min": 0,
+           "description": "Bytes the shippers hold in memory or on disk until Logstash takes them.",
+           "targets": [{"expr": 'sum by (job, buffer) (log_shipper_buffered_bytes)', "legend": "{{job}} {{buffer}}"}]},
         ]},
         {"title": "Lines", "panels": [
           {"type": "logs", "title": "Log lines", "ds": "elasticsearch", "h": 18,

@@ -210,10 +210,15 @@ CASES: dict[str, Case] = {
                "another mountpoint": lambda a: root_fs(a["mountpoint"].rstrip("/") + "/elsewhere", 1)},
     ),
     "CeleryQueueBackup": Case(
-        series=lambda a, n: {f'celery_queue_length{{{API},queue="celery"}}': gauge(n)},
+        # The API and the worker both report the broker's queue length.
+        series=lambda a, n: {f'celery_queue_length{{{API},queue="celery"}}': gauge(n),
+                             f'celery_queue_length{{{CELERY},queue="celery"}}': gauge(n)},
         fire=lambda a: a["threshold"] * 2 + 2, under=lambda a: a["threshold"], near=lambda a: a["threshold"] + 1,
         healthy=0,
-        labels=lambda a, v: {"job": "api-gateway", "queue": "celery"},
+        labels=lambda a, v: {"queue": "celery"},
+        quiet={"two reports of one queue are not added up": lambda a: {
+            f'celery_queue_length{{{API},queue="celery"}}': gauge(a["threshold"] * 0.6),
+            f'celery_queue_length{{{CELERY},queue="celery"}}': gauge(a["threshold"] * 0.6)}},
     ),
     "CeleryQueueLengthMissing": Case(
         # level 1: the API exports the queue length; 0: Celery is scraped but nothing does.
@@ -383,6 +388,20 @@ CASES: dict[str, Case] = {
         series=lambda a, n: {f'logstash_stats_pipeline_dead_letter_queue_size_in_bytes{{{LS},pipeline="main"}}': counter(n)},
         fire=lambda a: 1024, healthy=0, true_from=STEP,
         labels=lambda a, v: {**labels_of(LS), "pipeline": "main"},
+    ),
+    "LogShipperDroppingLines": Case(
+        series=lambda a, n: {f'log_shipper_dropped_lines_total{{{API},destination="logstash:5000",reason="memory_full"}}': counter(n)},
+        fire=lambda a: 5, healthy=0, true_from=STEP,
+        labels=lambda a, v: {"job": "api-gateway", "destination": "logstash:5000", "reason": "memory_full"},
+        quiet={"lines sent, none dropped": lambda a: {
+            f'log_shipper_sent_lines_total{{{API},destination="logstash:5000"}}': counter(50),
+            f'log_shipper_dropped_lines_total{{{API},destination="logstash:5000",reason="memory_full"}}': counter(0)}},
+    ),
+    "LogShipperDisconnected": Case(
+        series=lambda a, up: {f'log_shipper_connected{{{API},destination="logstash:5000"}}': gauge(up)},
+        fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: {"job": "api-gateway", "instance": "api-gateway:8000", "destination": "logstash:5000"},
+        quiet={"an app that never logged reports no shipper": lambda a: {f"up{{{API}}}": gauge(1)}},
     ),
 }
 

@@ -228,16 +228,20 @@ def test_each_problem_gets_its_own_line(run_render, tmp_path):
     assert [line.split(":")[1] for line in result.stderr.splitlines()] == ["1", "2", "3"]
 
 
-def test_missing_user_secret_is_refused(run_render):
+def test_a_secret_missing_from_env_gets_an_empty_line_to_fill_in(run_render):
+    """A receiver added in the values (README: values + .env) declares a secret .env does
+    not have yet: render adds its line, empty, says so, and keeps the rest of .env."""
     first = run_render()
     assert first.code == 0
-    before = snapshot(first.output)
     env = first.env_file.read_text().replace("SLACK_CRITICAL_WEBHOOK_URL=\n", "")
     first.env_file.write_text(env)
     result = run_render()
-    assert result.code == 1
-    assert "SLACK_CRITICAL_WEBHOOK_URL: missing; secrets.slack_critical_webhook_url" in result.stderr
-    assert snapshot(first.output) == before
+    assert result.code == 0, result.stderr
+    assert "added SLACK_CRITICAL_WEBHOOK_URL= for secrets.slack_critical_webhook_url; fill it in" in result.stderr
+    after = first.env_file.read_text()
+    assert after.startswith(env.rstrip("\n"))
+    assert read_env(first.env_file)["SLACK_CRITICAL_WEBHOOK_URL"] == ""
+    assert run_render().stderr.count("added ") == 0   # once
 
 
 def test_usage_error_exits_2(run_render):

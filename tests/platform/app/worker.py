@@ -14,9 +14,9 @@ from celery import Celery
 from platform_observability import instrument_celery
 
 app = Celery("platform", broker=os.environ["BROKER_URL"])
-# queue_length=False: the API exports celery_queue_length (so a backlog is seen with no
-# worker up); one exporter per queue keeps the dashboards' sum(celery_queue_length) right.
-instrument_celery(app, metrics_port=int(os.environ.get("METRICS_PORT", "9808")), queue_length=False,
+# The worker exports celery_queue_length too, as the API does: the bundle takes the max
+# per queue, so the same broker reported twice counts once.
+instrument_celery(app, metrics_port=int(os.environ.get("METRICS_PORT", "9808")),
                   configure_logs=True, service_name="celery-worker")
 
 
