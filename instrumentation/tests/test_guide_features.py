@@ -1,6 +1,6 @@
 """What the monitoring guide's apps did, kept: request start/failure logs with the client
 IP (behind trusted proxies), a rotating log file, the business counters by their names
-with a bounded `type`, slow queries from 1 s, and its manual spans."""
+with a bounded `type`, slow queries from 1 s (its manual spans: test_tracing.py)."""
 
 from __future__ import annotations
 
@@ -245,50 +245,3 @@ def test_a_failing_statement_leaves_no_start_time_behind(caplog):
                 c.execute(sa.text("SELECT * FROM no_such_table"))
         c.execute(sa.text("SELECT 1"))
         assert c.info.get("_obs_query_start") == []
-
-
-# --------------------------------------------------------------------------- manual spans
-
-
-def test_the_readmes_manual_span_example_nests_its_spans(registry):
-    """instrumentation/README.md "Manual spans": the guide's process_lecture example."""
-    pytest.importorskip("opentelemetry.sdk")
-    import asyncio
-
-    from tracing_helpers import exporter, finished_spans
-
-    from platform_observability.tracing import configure_tracing
-
-    configure_tracing("svc", exporter=exporter(), redis=False)
-    from opentelemetry import trace
-
-    tracer = trace.get_tracer("lectures")
-
-    async def extract_text(lecture_id):
-        return "text"
-
-    async def generate_embeddings(text):
-        return [0.1]
-
-    async def store_embeddings(embeddings):
-        return None
-
-    async def process_lecture(lecture_id: int):
-        with tracer.start_as_current_span("process_lecture") as span:
-            span.set_attribute("lecture_id", lecture_id)
-            with tracer.start_as_current_span("ocr_extraction"):
-                text = await extract_text(lecture_id)
-            with tracer.start_as_current_span("generate_embeddings"):
-                embeddings = await generate_embeddings(text)
-            with tracer.start_as_current_span("store_embeddings"):
-                await store_embeddings(embeddings)
-            return {"status": "processed"}
-
-    assert asyncio.run(process_lecture(42)) == {"status": "processed"}
-    spans = {s.name: s for s in finished_spans() if s.name in
-             ("process_lecture", "ocr_extraction", "generate_embeddings", "store_embeddings")}
-    parent = spans["process_lecture"]
-    assert parent.attributes["lecture_id"] == 42
-    for child in ("ocr_extraction", "generate_embeddings", "store_embeddings"):
-        assert spans[child].parent.span_id == parent.context.span_id
-        assert spans[child].context.trace_id == parent.context.trace_id
