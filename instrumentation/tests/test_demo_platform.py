@@ -41,7 +41,7 @@ def platform(tmp_path, redis_url, postgres_url):
     redis.Redis.from_url(redis_url.replace("/0", "/5")).flushdb()  # no tasks left from another test
     api_port, worker_port = free_port(), free_port()
     env = subprocess_env(str(APP), BROKER_URL=redis_url.replace("/0", "/5"), DATABASE_URL=postgres_url,
-                         METRICS_PORT=str(worker_port), SLOW_QUERY_THRESHOLD_MS="0")
+                         METRICS_PORT=str(worker_port), SLOW_QUERY_THRESHOLD_MS="0", DOCUMENT_TYPES="summary")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     logs = tmp_path / "api.log"
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api:app", "--host", "127.0.0.1", "--port",

@@ -228,3 +228,50 @@ def test_trace_transaction_and_span_ids_in_logs_whatever_the_order(tracer, order
     assert line["http"]["request"]["id"]
     assert not [key for key in line if key.startswith("elasticapm")], sorted(line)
     assert line["service"]["name"] == "svc"
+
+
+# --------------------------------------------------------------------------- manual spans
+
+
+def test_the_readmes_manual_span_example_nests_its_spans(registry):
+    """instrumentation/README.md, manual spans: the guide's process_lecture example."""
+    pytest.importorskip("opentelemetry.sdk")
+    import asyncio
+
+    from tracing_helpers import exporter, finished_spans
+
+    from platform_observability.tracing import configure_tracing
+
+    configure_tracing("svc", exporter=exporter(), redis=False)
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("lectures")
+
+    async def extract_text(lecture_id):
+        return "text"
+
+    async def generate_embeddings(text):
+        return [0.1]
+
+    async def store_embeddings(embeddings):
+        return None
+
+    async def process_lecture(lecture_id: int):
+        with tracer.start_as_current_span("process_lecture") as span:
+            span.set_attribute("lecture_id", lecture_id)
+            with tracer.start_as_current_span("ocr_extraction"):
+                text = await extract_text(lecture_id)
+            with tracer.start_as_current_span("generate_embeddings"):
+                embeddings = await generate_embeddings(text)
+            with tracer.start_as_current_span("store_embeddings"):
+                await store_embeddings(embeddings)
+            return {"status": "processed"}
+
+    assert asyncio.run(process_lecture(42)) == {"status": "processed"}
+    spans = {s.name: s for s in finished_spans() if s.name in
+             ("process_lecture", "ocr_extraction", "generate_embeddings", "store_embeddings")}
+    parent = spans["process_lecture"]
+    assert parent.attributes["lecture_id"] == 42
+    for child in ("ocr_extraction", "generate_embeddings", "store_embeddings"):
+        assert spans[child].parent.span_id == parent.context.span_id
+        assert spans[child].context.trace_id == parent.context.trace_id

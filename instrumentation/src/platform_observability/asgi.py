@@ -8,7 +8,9 @@ the overhead stays in the microseconds (instrumentation/bench.py measures it).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import os
 import re
 import sys
 import time
@@ -31,6 +33,37 @@ UNMATCHED = "unmatched"
 CLIENT_CLOSED = 499
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def trusted_networks(spec: Iterable[str] | None) -> tuple:
+    """The proxies whose X-Forwarded-For is believed: addresses or CIDR networks, from the
+    argument or else TRUSTED_PROXIES (comma separated). None trusted by default."""
+    if spec is None:
+        spec = [s for s in os.environ.get("TRUSTED_PROXIES", "").split(",") if s.strip()]
+    return tuple(ipaddress.ip_network(s.strip(), strict=False) for s in spec)
+
+
+def client_ip(scope, trusted: tuple) -> str | None:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the
+    right-most X-Forwarded-For entry that is not a trusted proxy (entries left of it were
+    written by the client and prove nothing)."""
+    peer = (scope.get("client") or (None,))[0]
+    if not trusted or peer is None or not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+            for h in value.decode("latin-1").split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            if not _trusted(hop, trusted):
+                return str(ipaddress.ip_address(hop))
+        except ValueError:
+            return peer  # a proxy we trust wrote something that is no address
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: tuple) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in trusted)
 
 
 class RouteResolver:
@@ -139,17 +172,22 @@ class PrometheusMiddleware:
     Request context (`request_id_header`, e.g. "X-Request-ID"): the client's request id
     when well-formed, else a new one, goes into the log context (http.request.id) and is
     echoed in the response (unless the app sets the header itself); the user id context
-    starts empty. With `access_log`, one log line per request (http.request.method,
-    url.path, http.response.status_code, event.duration).
+    starts empty. With `access_log`, as the monitoring guide's apps logged: "request
+    started" (http.request.method, url.path, client.ip), then "request completed" (with
+    http.response.status_code and event.duration), or "request failed" at ERROR with the
+    exception when the app raised. client.ip is the peer's address, or, behind proxies
+    listed in `trusted_proxies` (default TRUSTED_PROXIES), the address they forwarded.
     """
 
     def __init__(self, app, metrics: HttpMetrics | None = None, exclude: Iterable[str] = (), *,
-                 request_id_header: str | None = None, access_log: bool = False):
+                 request_id_header: str | None = None, access_log: bool = False,
+                 trusted_proxies: Iterable[str] | None = None):
         self.app = app
         self.metrics = metrics or http_metrics()
         self.exclude = frozenset(exclude)
         self.header = request_id_header.lower().encode("latin-1") if request_id_header else None
         self.access_log = access_log
+        self.trusted = trusted_networks(trusted_proxies)
         self.resolve = RouteResolver()
         self._disconnects = (asyncio.CancelledError, ClientDisconnect)
         # Label lookups cached per label set: .labels() takes a lock and builds a key on
@@ -175,6 +213,10 @@ class PrometheusMiddleware:
         if header is not None:
             tokens = self._enter(scope)
             request_id = tokens[2]
+            if self.access_log:
+                fields = {"http.request.method": scope["method"], "url.path": scope["path"],
+                          "client.ip": client_ip(scope, self.trusted)}
+                log.info("request started", extra=fields)
         status = 0
         gone = False
 
@@ -204,6 +246,11 @@ class PrometheusMiddleware:
         except self._disconnects:
             gone = True
             raise
+        except Exception:
+            if header is not None and self.access_log:
+                log.error("request failed", exc_info=True,
+                          extra={**fields, "event.duration": int((time.perf_counter() - start) * 1e9)})
+            raise
         finally:
             elapsed = time.perf_counter() - start
             if not status:  # no response started: the client left, or the app failed
@@ -217,15 +264,8 @@ class PrometheusMiddleware:
                 self._observe(method, endpoint, status, elapsed)
             if header is not None:
                 if self.access_log:
-                    log.info(
-                        "%s %s %s", scope["method"], scope["path"], status,
-                        extra={
-                            "http.request.method": scope["method"],
-                            "url.path": scope["path"],
-                            "http.response.status_code": status,
-                            "event.duration": int(elapsed * 1e9),
-                        },
-                    )
+                    log.info("request completed", extra={**fields, "http.response.status_code": status,
+                                                         "event.duration": int(elapsed * 1e9)})
                 self._leave(tokens)
 
     def _enter(self, scope):
@@ -321,6 +361,7 @@ def instrument_app(
     metrics_path: str | None = "/metrics",
     request_id_header: str = "X-Request-ID",
     access_log: bool = False,
+    trusted_proxies: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
     metrics: HttpMetrics | None = None,
 ):
@@ -328,7 +369,8 @@ def instrument_app(
     metrics_path is None or the app already routes it, GET /metrics (MetricsApp) to a
     FastAPI or Starlette app. Call before the app starts serving."""
     app.add_middleware(PrometheusMiddleware, metrics=metrics, exclude=exclude,
-                       request_id_header=request_id_header, access_log=access_log)
+                       request_id_header=request_id_header, access_log=access_log,
+                       trusted_proxies=trusted_proxies)
     if metrics_path is not None and not any(getattr(r, "path", None) == metrics_path for r in app.router.routes):
         app.router.routes.append(Route(metrics_path, MetricsApp(), methods=["GET"], include_in_schema=False))
     return app

@@ -511,19 +511,30 @@ def configure_logging(
     logstash: str | None = None,
     environment: str | None = None,
     capture: tuple[str, ...] = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access", "celery"),
+    log_file: str | None = None,
+    log_file_max_bytes: int = 10 * 1024 * 1024,
+    log_file_backups: int = 10,
     **handler_options,
 ) -> TcpJsonLinesHandler | None:
     """Send every log record as ECS JSON to stdout and, when `logstash` ("host:port",
     default the LOGSTASH_ADDRESS environment variable) is set, to Logstash; with
-    LOG_BUFFER_DIR set (or buffer_dir=...), through a disk buffer. Replaces (and closes)
-    the root logger's handlers and makes the servers' own loggers (`capture`) propagate
-    to it. Returns the Logstash handler, or None."""
+    LOG_BUFFER_DIR set (or buffer_dir=...), through a disk buffer; with `log_file`
+    (default the LOG_FILE environment variable) also to that file, rotated at
+    `log_file_max_bytes` keeping `log_file_backups` old files (the monitoring guide's
+    10 MB x 10). Replaces (and closes) the root logger's handlers and makes the servers'
+    own loggers (`capture`) propagate to it. Returns the Logstash handler, or None."""
     import ecs_logging
 
     formatter = ecs_logging.StdlibFormatter()
     correlation = CorrelationFilter(service_name, environment)
     console = logging.StreamHandler(stream or sys.stdout)
     handlers: list[logging.Handler] = [console]
+    path = log_file if log_file is not None else os.environ.get("LOG_FILE", "")
+    if path:
+        from logging.handlers import RotatingFileHandler
+
+        handlers.append(RotatingFileHandler(path, maxBytes=log_file_max_bytes, backupCount=log_file_backups,
+                                            encoding="utf-8"))
     address = logstash if logstash is not None else os.environ.get("LOGSTASH_ADDRESS", "")
     shipper = None
     if address:

@@ -62,15 +62,37 @@ class HttpMetrics:
         )
 
 
-class BusinessMetrics:
-    """The platform's domain counters (the seed's names, made Prometheus-conformant)."""
+class BoundedLabel:
+    """A counter of one label whose values come from a fixed set: `labels(value)` counts any
+    other value (one taken from a request path, say) as OTHER, so a client cannot make the
+    series grow without bound."""
 
-    def __init__(self, registry: CollectorRegistry | None = REGISTRY):
+    OTHER = "other"
+
+    def __init__(self, counter: Counter, allowed: Iterable[str]):
+        self.counter = counter
+        self.allowed = frozenset(allowed)
+
+    def labels(self, value: str):
+        return self.counter.labels(value if value in self.allowed else self.OTHER)
+
+
+def document_types_from_environment() -> tuple[str, ...]:
+    """DOCUMENT_TYPES: the document types the app generates, comma separated."""
+    return tuple(t.strip() for t in os.environ.get("DOCUMENT_TYPES", "").split(",") if t.strip())
+
+
+class BusinessMetrics:
+    """The platform's domain counters (the seed's names, made Prometheus-conformant).
+    documents_generated_total{type} takes its `type` from `document_types` (default: the
+    DOCUMENT_TYPES environment variable); any other value is counted as "other"."""
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY, document_types: Iterable[str] | None = None):
         self.lectures_uploaded = Counter("lectures_uploaded_total", "Lectures uploaded", registry=registry)
         self.questions_asked = Counter("questions_asked_total", "Questions asked", registry=registry)
-        self.documents_generated = Counter(
+        self.documents_generated = BoundedLabel(Counter(
             "documents_generated_total", "Documents generated, by document type", ["type"], registry=registry,
-        )
+        ), document_types_from_environment() if document_types is None else document_types)
         self.flashcards_created = Counter("flashcards_created_total", "Flashcards created", registry=registry)
 
 
