@@ -29,6 +29,9 @@ APP_NETWORK_VIEW = {
              ("postgres-exporter", 9187, False), ("redis-exporter", 9121, False), ("nginx-exporter", 9113, False)],
     "tracing": [("jaeger", 4317, True), ("jaeger", 4318, True), ("jaeger", 16686, False), ("jaeger", 16685, False),
                 ("jaeger", 13133, False), ("jaeger", 8888, False)],
+    # The older span protocols, while values jaeger.receivers takes them in (TCP ports).
+    "jaeger_receiver": [("jaeger", 14268, True), ("jaeger", 14250, True)],
+    "zipkin_receiver": [("jaeger", 9411, True)],
     "logs": [("logstash", 5000, True), ("logstash", 5044, True), ("logstash", 9600, False),
              ("elasticsearch", 9200, False), ("kibana", 5601, False)],
     "apm": [("apm-server", 8200, True)],
@@ -116,8 +119,10 @@ def reach(service: str, port: int) -> str:
 
 
 def test_the_app_network_reaches_ingest_ports_only(demo_platform, stack_values):
-    rows = [row for layer, rows in APP_NETWORK_VIEW.items()
-            if layer == "core" or stack_values["layers"][layer] for row in rows]
+    on = {"core": True, **stack_values["layers"]}
+    for receiver in ("jaeger", "zipkin"):
+        on[f"{receiver}_receiver"] = on["tracing"] and stack_values["jaeger"]["receivers"][receiver]
+    rows = [row for part, rows in APP_NETWORK_VIEW.items() if on[part] for row in rows]
     wrong = []
     for service, port, open_ in rows:
         got = reach(service, port)

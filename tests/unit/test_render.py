@@ -420,7 +420,7 @@ def acl_entries(path: Path) -> dict[str, set]:
 # The uid each service runs as, from its image (README "Secrets"): who may read a secret.
 NOBODY, REDIS_EXPORTER, GRAFANA, ELASTIC = 65534, 59000, 472, 1000
 SECRET_READERS = {
-    "smtp_password": {NOBODY}, "slack_webhook_url": {NOBODY}, "oncall_webhook_url": {NOBODY},
+    "smtp_password": {NOBODY}, "slack_critical_webhook_url": {NOBODY}, "slack_warning_webhook_url": {NOBODY},
     "postgres_exporter_password": {NOBODY},
     "redis_password_map": {REDIS_EXPORTER},
     "grafana_admin_password": {GRAFANA}, "grafana_secret_key": {GRAFANA}, "grafana_reader_password": {GRAFANA, ELASTIC},
@@ -464,7 +464,8 @@ def test_secret_files_follow_the_layers(run_render, tmp_path):
     (tmp_path / ".secrets" / ".kibana_encryption_key.tmp123").write_text("left by a killed render")
     assert run_render({"layers": {"logs": False, "apm": False, "dashboards": False}}).code == 0
     assert sorted(p.name for p in (tmp_path / ".secrets").iterdir()) == [
-        "oncall_webhook_url", "postgres_exporter_password", "redis_password_map", "slack_webhook_url", "smtp_password"]
+        "postgres_exporter_password", "redis_password_map", "slack_critical_webhook_url", "slack_warning_webhook_url",
+        "smtp_password"]
 
 
 def test_check_mode_writes_no_secret_file(run_render, tmp_path):
