@@ -13,15 +13,15 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-contract \
-	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
+.PHONY: help venv tools generate render check doctor up down ps logs reload clean test test-unit test-config \
+	test-contract test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .venv/.installed: requirements.txt
 	python3 -m venv .venv
-	.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	.venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	touch $@
 
 venv: .venv/.installed ## create .venv with the pinned Python packages
@@ -46,7 +46,10 @@ check: venv ## fail if a generated file or config/ is stale, then validate it wi
 	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
-up: venv ## render + validate, then start the stack and wait until every service is healthy
+doctor: venv ## check this host before make up (engine version, ...); DOCTOR_ACCEPT="name" accepts a blocker
+	$(PYTHON) -m bundle.doctor
+
+up: venv ## make doctor, render + validate, then start the stack and wait until every service is healthy
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/up.sh
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
-from . import alerts, compose, dashboards, layers, notifications, templates
+from . import alerts, compose, dashboards, elasticsearch, layers, notifications, templates
 from .errors import InputError
 from .formats import Unwritable
 from .values import Source, dotted, key_paths
@@ -38,6 +38,8 @@ def files(values: dict, source: Source | None = None) -> dict[str, str]:
         compose_files=[layer.compose for layer in on] + ["config/compose.overlay.yml"],
         scrape_jobs=layers.scrape_jobs(values),
         alertmanager_receivers=notifications.receivers(values),
+        es_roles=elasticsearch.roles(values),
+        es_users=elasticsearch.users(values),
     )
     for name in templates.names(values):
         header = templates.HEADER.format(template=name)

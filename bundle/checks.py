@@ -4,11 +4,12 @@ service accepts beyond the shape of a value (service_problems)."""
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import sys
 from typing import Iterator
 
-from . import alerts, compose, layers, schema
+from . import ROOT, alerts, compose, layers, schema
 from .errors import InputError
 from .secrets import secret_references
 from .values import KeyPath, Source, dotted, printable
@@ -81,11 +82,44 @@ def disk_stages(values: dict, source: Source) -> list[str]:
             f"not above DatabaseDiskFull's {critical['threshold']}%; expected a higher percentage (the guide: 15 and 10)"]
 
 
+# The files each TLS setting needs (values logstash.tls, apm.tls: a directory; the
+# exporters' ca_file: a file).
+TLS_FILES = {("logstash", "tls"): ("server.crt", "server.key", "ca.crt"),
+             ("apm", "tls"): ("server.crt", "server.key")}
+
+
+def tls_problems(values: dict, source: Source) -> list[str]:
+    """TLS settings that name missing files, and APM's secret token in clear beyond this host."""
+    problems = []
+    layer_of = {"logstash": "logs", "apm": "apm"}
+    for (section, key), names in TLS_FILES.items():
+        tls = values[section][key]
+        if not (tls["enabled"] and layers.is_on(values, layer_of[section])):
+            continue
+        where = (section, key, "directory")
+        directory = ROOT / tls["directory"]
+        missing = [name for name in names if not (directory / name).is_file()]
+        if missing:
+            problems.append(f"{source.where(where)}: {dotted(where)}: {', '.join(missing)} missing in "
+                            f"{tls['directory']} (expected {', '.join(names)})")
+    for exporter in ("postgres", "redis"):
+        ca = values["exporters"][exporter]["ca_file"]
+        where = ("exporters", exporter, "ca_file")
+        if ca and not (ROOT / ca).is_file():
+            problems.append(f"{source.where(where)}: {dotted(where)}: no such file: {ca}")
+    bind = values["bind_address"]
+    if layers.is_on(values, "apm") and not values["apm"]["tls"]["enabled"] and not ipaddress.ip_address(bind).is_loopback:
+        where = ("apm", "tls", "enabled")
+        problems.append(f"{source.where(where)}: {dotted(where)}: APM agents would send the secret token in clear "
+                        f"to {bind}; with a bind_address beyond loopback, enable apm.tls (or switch layers.apm off)")
+    return problems
+
+
 def check_values(values: dict, source: Source) -> None:
     problems = schema.problems(values, source)
     if not problems:
-        problems = sorted(semantic_problems(values, source) + service_problems(values, source),
-                          key=schema.by_position)
+        problems = sorted(semantic_problems(values, source) + service_problems(values, source)
+                          + tls_problems(values, source), key=schema.by_position)
     if problems:
         raise InputError(problems)
 

@@ -19,7 +19,8 @@ from .checks import check_values
 from .errors import InputError, UsageError
 from .output import (Interrupted, Transaction, differences, install_signal_handlers, restore_signal_handlers,
                      shared_lock, write_tree)
-from .secrets import env_example, plan_secrets, write_private, write_public
+from .secrets import (SECRETS_DIR, env_example, plan_secrets, read_env, write_private, write_public,
+                      write_secret_files)
 from .validate import validate_tree
 from .values import Source, display, load_values
 
@@ -87,6 +88,9 @@ def render(value_files: list[Path], output: Path, check_only: bool, env_file: Pa
             if env_text is not None:
                 write_private(env_file, env_text)
                 print(f"render.py: wrote generated secrets to {display(env_file)}", file=sys.stderr)
+            # The files Compose mounts as /run/secrets/<name>, from .env as it now is.
+            for warning in write_secret_files(values, read_env(env_file), env_file.parent / SECRETS_DIR):
+                print(warning, file=sys.stderr)
 
         try:
             tx.commit(after=write_env_files)

@@ -18,6 +18,7 @@ class Layer:
     templates: tuple[str, ...]          # folders under templates/
     jobs: dict                          # scrape job name -> job (values shape)
     secrets: dict                       # service -> values paths whose *_secret keys it gets
+    users: dict                         # service -> the uid its process runs as
     requires: tuple[str, ...]
 
     @property
@@ -38,7 +39,7 @@ def compose_services(path: str) -> tuple[str, ...]:
 
 def all_layers() -> list[Layer]:
     return [Layer(name=name, compose=row["compose"], templates=tuple(row.get("templates", ())),
-                  jobs=row.get("jobs", {}), secrets=row.get("secrets", {}),
+                  jobs=row.get("jobs", {}), secrets=row.get("secrets", {}), users=row.get("users", {}),
                   requires=tuple(row.get("requires", ())))
             for name, row in table()["layers"].items()]
 
@@ -76,6 +77,11 @@ def scrape_jobs(values: dict) -> dict[str, dict]:
     jobs = values["prometheus"]["scrape_configs"]
     return {name: job for pass_ in ("own", "layers") for name, job in jobs.items()
             if ("layer" in job) == (pass_ == "layers") and is_on(values, job.get("layer", "core"))}
+
+
+def service_users() -> dict[str, int]:
+    """service -> the uid its process runs as, for every layer's services."""
+    return {service: uid for layer in all_layers() for service, uid in layer.users.items()}
 
 
 def service_defaults() -> dict[str, Any]:

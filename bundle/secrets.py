@@ -9,14 +9,17 @@ the values paths whose secrets it gets. Compose copies each into the container a
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import secrets as random_secrets
 import stat
+import struct
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import layers
 from .errors import InputError
@@ -25,6 +28,8 @@ from .values import MAX_FILE_BYTES, KeyPath, display, dotted, read_limited
 
 SECRETS_MOUNT = "/run/secrets"
 SECRET_SUFFIX = "_secret"
+# Where render.py writes the secret files Compose mounts, next to the .env they come from.
+SECRETS_DIR = ".secrets"
 
 
 def secret_file(name: str) -> str:
@@ -90,6 +95,112 @@ def consumers(values: dict, every_layer: bool = False) -> dict[str, list[str]]:
         for name in names:
             out.setdefault(name, []).append(service)
     return out
+
+
+# ------------------------------------------------------------- formatted secret files
+
+def redis_password_map(values: dict, env: dict[str, str]) -> str:
+    """redis_exporter's --redis.password-file: a JSON map of Redis URI -> password. The
+    exporter sends a password only to a URI of the map, so its /scrape?target= can never
+    hand the password to another host, as a plain --redis.password would. The key is the
+    address exactly as --redis.addr gets it (the schema requires the redis:// or rediss://
+    scheme, which the exporter would otherwise add before the lookup).
+    https://github.com/oliver006/redis_exporter#authenticating-with-redis"""
+    redis = values["exporters"]["redis"]
+    return json.dumps({redis["address"]: env.get(values["secrets"][redis["password_secret"]]["env"], "")})
+
+
+# Secret files in a program's own format, made from the secrets it would otherwise get,
+# and given to that service instead of them: file name -> (service, values path of the
+# secrets it replaces, builder).
+FORMATTED: dict[str, tuple[str, str, Callable[[dict, dict[str, str]], str]]] = {
+    "redis_password_map": ("redis-exporter", "exporters.redis", redis_password_map),
+}
+
+
+def service_secrets(values: dict, every_layer: bool = False) -> dict[str, list[str]]:
+    """service -> the secret files it mounts: what `wiring` gives it, with the secrets a
+    formatted file replaces swapped for that file."""
+    wired = wiring(values, every_layer)
+    references = list(secret_references(values))
+    for file_name, (service, prefix, _) in FORMATTED.items():
+        if service not in wired:
+            continue
+        replaced = {name for path, name in references if _under(path, prefix)}
+        wired[service] = [name for name in wired[service] if name not in replaced] + [file_name]
+    return wired
+
+
+def file_readers(values: dict) -> dict[str, set[int]]:
+    """secret file -> the uids of the services of the enabled layers that mount it."""
+    users = layers.service_users()
+    out: dict[str, set[int]] = {}
+    for service, names in service_secrets(values).items():
+        for name in names:
+            out.setdefault(name, set()).add(users[service])
+    return out
+
+
+def file_contents(values: dict, env: dict[str, str]) -> dict[str, str]:
+    """secret file -> its content: the .env value of a declared secret, or a formatted file."""
+    out = {}
+    for name in file_readers(values):
+        if name in FORMATTED:
+            out[name] = FORMATTED[name][2](values, env)
+        else:
+            out[name] = env.get(values["secrets"][name]["env"], "")
+    return out
+
+
+# ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER and the extended attribute
+# layout of <linux/posix_acl_xattr.h> (version 2; entries tag, perm, id; -1 for "no id").
+_ACL = {"user_obj": 0x01, "user": 0x02, "group_obj": 0x04, "mask": 0x10, "other": 0x20}
+_NO_ID = 0xFFFFFFFF
+_READ = 4
+
+
+def acl_readable_by(uids: set[int]) -> bytes:
+    """A POSIX access ACL: the file's owner and each of `uids` may read it, nobody else."""
+    entries = [(_ACL["user_obj"], _READ, _NO_ID)]
+    entries += [(_ACL["user"], _READ, uid) for uid in sorted(uids)]
+    entries += [(_ACL["group_obj"], 0, _NO_ID), (_ACL["mask"], _READ, _NO_ID), (_ACL["other"], 0, _NO_ID)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+
+
+def write_secret_files(values: dict, env: dict[str, str], directory: Path) -> list[str]:
+    """Write every secret file a service of the enabled layers mounts into `directory`
+    (0700), each replaced atomically, 0400 and readable through an ACL by exactly the uids
+    of the services that mount it; remove the files no service mounts any more. Returns
+    warnings (a filesystem without POSIX ACLs gets 0444 files instead)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    readers = file_readers(values)
+    contents = file_contents(values, env)
+    warnings = []
+    for name, text in contents.items():
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o400)
+            try:
+                os.setxattr(tmp, "system.posix_acl_access", acl_readable_by(readers[name]))
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                os.chmod(tmp, 0o444)
+                if not warnings:
+                    warnings.append(f"render.py: warning: {display(directory)}: the filesystem has no POSIX ACLs, "
+                                    f"so the secret files are readable by every user inside the containers "
+                                    f"that mount them (still not by other users of this host: the directory is 0700)")
+            os.replace(tmp, directory / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    for stale in directory.iterdir():
+        if stale.is_file() and stale.name not in contents:
+            stale.unlink()
+    return warnings
 
 
 # --------------------------------------------------------------------------- .env
@@ -196,17 +307,19 @@ def read_env(path: Path) -> dict[str, str]:
 
 def env_example(values: dict) -> str:
     """.env.example: every declared secret, documented, with an empty value."""
-    used_by = consumers(values, every_layer=True)
+    mounted = service_secrets(values, every_layer=True)
+    references = list(secret_references(values))
     out = [
         "# Generated by render.py from values.yaml `secrets` (do not edit: declare secrets there).",
         "#",
         "# The secrets of the stack. `make render` / `make up` create .env from this file",
         "# (mode 0600, git-ignored: never commit it), give the variables marked",
         "# \"generated\" strong random values, and warn about empty ones you must fill in.",
-        "# Compose copies each value into the containers that use it as the file",
-        "# /run/secrets/<name>. Write a value in single quotes, KEY='value', to have it taken",
-        "# exactly as written (inside them only \\' is special, a quote). Unquoted values end",
-        "# at \" #\" and Compose expands $ in them, so render.py refuses an unquoted $.",
+        "# render.py writes each value into .secrets/<name>, readable only by the services",
+        "# that use it, which see it as /run/secrets/<name>. Write a value in single quotes,",
+        "# KEY='value', to have it taken exactly as written (inside them only \\' is special, a",
+        "# quote). Unquoted values end at \" #\" and Compose expands $ in them, so render.py",
+        "# refuses an unquoted $.",
         "# .env holds only these secrets: settings come from values.yaml (config/compose.env),",
         "# and render.py refuses a line here that would override one of them.",
         "# https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file",
@@ -218,9 +331,15 @@ def env_example(values: dict) -> str:
                 continue
             out += ["", comment(f"{spec['description'][:1].upper()}{spec['description'][1:]}"
                                 f"{' (may stay empty)' if spec.get('optional') else ''}.")]
-            services = used_by.get(name)
-            out.append(f"# Read as /run/secrets/{name} by: {', '.join(services)}." if services
-                       else "# Not used by any service of the bundle's layers.")
+            services = [service for service, names in mounted.items() if name in names]
+            inside = [(file_name, service) for file_name, (service, prefix, _) in FORMATTED.items()
+                      if service in mounted and any(n == name and _under(p, prefix) for p, n in references)]
+            if services:
+                out.append(f"# Read as /run/secrets/{name} by: {', '.join(services)}.")
+            for file_name, service in inside:
+                out.append(f"# Read by {service} inside /run/secrets/{file_name}.")
+            if not services and not inside:
+                out.append("# Not used by any service of the bundle's layers.")
             if spec.get("doc"):
                 out.append(comment(spec["doc"]))
             out.append(f"{spec['env']}=")

@@ -9,8 +9,8 @@
 #   - @custom component templates that put APM Server's event data streams under a
 #     policy with the same retention;
 #   - the roles and users Logstash, APM Server, Grafana and the elasticsearch exporter
-#     connect as, and the password
-#     of the built-in user kibana_system.
+#     connect as, the users people log in to Kibana as (logs_viewer, kibana_admin), and
+#     the password of the built-in user kibana_system.
 # Safe to re-run: every call creates or replaces, and every password is set again from its
 # secret, so a changed .env takes effect on the next `make up`. The password of `elastic`
 # is never stored here: Elasticsearch takes it from ELASTIC_PASSWORD_FILE as its bootstrap
@@ -198,26 +198,27 @@ send 'component template metrics-apm.internal@custom' PUT "$BASE_URL/_component_
 {"template": {"settings": {"index": {"lifecycle": {"name": "apm-events-retention", "prefer_ilm": true}, "auto_expand_replicas": "0-1"}}}, "_meta": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 
-# Roles: create or replace. `monitor` lets each client read the cluster's version and
-# health, which they check when they connect.
-# https://www.elastic.co/docs/deploy-manage/users-roles/cluster-or-deployment-auth/elasticsearch-privileges
-send "role logstash_writer" PUT "$BASE_URL/_security/role/logstash_writer" <<'JSON'
-{"cluster": ["monitor", "manage_index_templates", "manage_ilm"], "indices": [{"names": ["logs-platform-*"], "privileges": ["create_doc", "create", "write", "create_index", "auto_configure", "view_index_metadata", "manage_ilm"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+# Roles, create or replace: what each client's job needs and nothing more
+# (bundle/elasticsearch.yaml says why, with the documentation of each).
+# https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-security-put-role
+send 'role logstash_writer' PUT "$BASE_URL/_security/role/"'logstash_writer' <<'JSON'
+{"cluster": ["monitor"], "indices": [{"names": ["logs-platform-default"], "privileges": ["create_doc", "auto_configure"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
-# What standalone APM Server needs to publish events.
-# https://www.elastic.co/docs/solutions/observability/apm/apm-server/create-assign-feature-roles
-send "role apm_writer" PUT "$BASE_URL/_security/role/apm_writer" <<'JSON'
-{"cluster": ["monitor"], "indices": [{"names": ["traces-apm*", "logs-apm*", "metrics-apm*"], "privileges": ["auto_configure", "create_doc"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+send 'role apm_writer' PUT "$BASE_URL/_security/role/"'apm_writer' <<'JSON'
+{"cluster": ["monitor"], "indices": [{"names": ["traces-apm*", "logs-apm*", "metrics-apm*"], "privileges": ["auto_configure", "create_doc"]}, {"names": [".apm-agent-configuration"], "privileges": ["read"], "allow_restricted_indices": true}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
-# Health and statistics only, for the elasticsearch exporter.
-send "role cluster_monitor" PUT "$BASE_URL/_security/role/cluster_monitor" <<'JSON'
-{"cluster": ["monitor"], "indices": [{"names": ["*"], "privileges": ["monitor"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+send 'role cluster_monitor' PUT "$BASE_URL/_security/role/"'cluster_monitor' <<'JSON'
+{"cluster": ["monitor"], "indices": [], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
-send "role grafana_reader" PUT "$BASE_URL/_security/role/grafana_reader" <<'JSON'
-{"cluster": ["monitor"], "indices": [{"names": ["logs-*"], "privileges": ["read", "view_index_metadata"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+send 'role grafana_reader' PUT "$BASE_URL/_security/role/"'grafana_reader' <<'JSON'
+{"cluster": ["monitor"], "indices": [{"names": ["logs-platform-*"], "privileges": ["read", "view_index_metadata"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+JSON
+send 'role logs_viewer' PUT "$BASE_URL/_security/role/"'logs_viewer' <<'JSON'
+{"cluster": [], "indices": [{"names": ["logs-platform-*"], "privileges": ["read", "view_index_metadata"]}], "applications": [{"application": "kibana-.kibana", "privileges": ["feature_discover_v2.read"], "resources": ["space:default"]}], "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 
-# Users: create or update, password included, so a changed secret is applied.
+# Users: create or update, password included, so a changed secret is applied. People log
+# in to Kibana as logs_viewer or kibana_admin; `elastic` is for this job alone.
 ensure_user 'logstash_writer' 'logstash_writer_password' <<'JSON'
 {"roles": ["logstash_writer"], "full_name": "Logstash (writes logs)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
@@ -228,7 +229,13 @@ ensure_user 'grafana_reader' 'grafana_reader_password' <<'JSON'
 {"roles": ["grafana_reader"], "full_name": "Grafana (reads logs)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 ensure_user 'elasticsearch_exporter' 'elasticsearch_exporter_password' <<'JSON'
-{"roles": ["cluster_monitor"], "full_name": "elasticsearch exporter (reads health and stats)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+{"roles": ["cluster_monitor"], "full_name": "elasticsearch exporter (reads cluster health)", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+JSON
+ensure_user 'logs_viewer' 'logs_viewer_password' <<'JSON'
+{"roles": ["logs_viewer"], "full_name": "Reads the logs in Kibana", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
+JSON
+ensure_user 'kibana_admin' 'kibana_admin_password' <<'JSON'
+{"roles": ["kibana_admin", "logs_viewer"], "full_name": "Administers Kibana", "metadata": {"managed_by": "observability bundle: elasticsearch-setup job, made by render.py from values.yaml"}}
 JSON
 set_password kibana_system 'kibana_system_password'
 

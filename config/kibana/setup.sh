@@ -6,7 +6,9 @@
 # with `docker compose run --rm kibana-setup` after `up --wait`. It makes the data view
 # of the logs Logstash writes, and makes it Kibana's default unless one is already set.
 # Safe to re-run: the data view is created or replaced (same id, same title).
-# The elastic password is read from its secret file and sent only in a request header.
+# It logs in as the Kibana administrator elasticsearch-setup made (values
+# elasticsearch.users.kibana_admin), not as `elastic`; the password is read from its
+# secret file and sent only in a request header.
 # https://www.elastic.co/docs/api/doc/kibana/group/endpoint-data-views
 
 JOB=kibana-setup
@@ -123,8 +125,8 @@ wait_ready() {
 kibana_ready() { [[ $STATUS == 200 ]]; }
 
 # ---------------------------------------------------------------- run
-read_secret ELASTIC_PASSWORD 'elastic_password'
-authenticate elastic "$ELASTIC_PASSWORD" 'kbn-xsrf: true'
+read_secret ADMIN_PASSWORD 'kibana_admin_password'
+authenticate 'kibana_admin' "$ADMIN_PASSWORD" 'kbn-xsrf: true'
 wait_ready Kibana "$BASE_URL/api/status" kibana_ready
 
 send 'data view logs-platform-*' POST "$BASE_URL/api/data_views/data_view" <<'JSON'

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -165,6 +166,73 @@ def test_no_credentials_in_committed_files(root, values):
     assert ".env" not in tracked
 
 
+def test_compose_config_of_every_layer_combination_shows_no_secret(root, rendered):
+    """`docker compose config` prints the whole model: secrets reach the services as files,
+    so not one value of .env may be in it (and so none is in the containers' Env or Cmd)."""
+    for name, (_, _, config) in rendered.items():
+        secrets = [v for v in read_env(config.parent / ".env").values() if len(v) >= 8]
+        assert len(secrets) >= 3, name
+        base, env = compose_command(config, config.parent / ".env")
+        for profile in ([], ["--profile", "post-up"]):
+            out = subprocess.run([*base, *profile, "config"], cwd=root, capture_output=True, text=True, env=env)
+            assert out.returncode == 0, out.stderr
+            leaked = [v[:4] + "..." for v in secrets if v in out.stdout]
+            assert not leaked, (name, profile, leaked)
+
+
+def test_services_without_a_file_option_get_their_secrets_through_the_wrapper(full, root):
+    """Each VAR=FILE of compose/bin/with-secrets names a secret the service mounts, and the
+    wrapper itself is mounted where the command runs it."""
+    wrapped = 0
+    for name, service in full["services"].items():
+        argv = (service.get("entrypoint") or []) + (service.get("command") or [])
+        if "/usr/local/bin/with-secrets" not in argv:
+            continue
+        wrapped += 1
+        mounts = {v["target"]: v["source"] for v in service.get("volumes", [])}
+        assert mounts["/usr/local/bin/with-secrets"] == str(root / "compose/bin/with-secrets"), name
+        start = argv.index("/usr/local/bin/with-secrets") + 1
+        pairs = argv[start:argv.index("--", start)]
+        assert pairs, name
+        targets = {secret["target"] for secret in service.get("secrets", [])}
+        for pair in pairs:
+            var, path = pair.split("=", 1)
+            assert path in targets, (name, pair)
+        assert not any(k.endswith(("PASSWORD", "TOKEN", "KEY")) for k in service.get("environment") or {}), name
+    # Logstash, Kibana, APM Server and the elasticsearch exporter (README "Secrets").
+    assert wrapped == 4
+
+
+def test_the_wrapper_exports_secret_files_and_runs_the_command(root, tmp_path):
+    """compose/bin/with-secrets under the POSIX sh of this machine (dash) and busybox, the
+    shells of the images it runs in."""
+    secret = tmp_path / "pw"
+    secret.write_text("p w $HOME `id` '\"\n\n")
+    shells = [sh for sh in (["sh"], ["busybox", "sh"]) if shutil.which(sh[0])]
+    for sh in shells:
+        out = subprocess.run([*sh, str(root / "compose/bin/with-secrets"), f"PW={secret}", "--",
+                              "sh", "-c", 'printf "%s|%s" "$PW" "$1"', "x", "arg one"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, (sh, out.stderr)
+        assert out.stdout == "p w $HOME `id` '\"|arg one", sh
+        missing = subprocess.run([*sh, str(root / "compose/bin/with-secrets"), f"PW={tmp_path}/none", "--", "true"],
+                                 capture_output=True, text=True)
+        assert missing.returncode == 1 and "missing or unreadable" in missing.stderr, sh
+        bad = subprocess.run([*sh, str(root / "compose/bin/with-secrets"), "PW", "--", "true"],
+                             capture_output=True, text=True)
+        assert bad.returncode == 64, sh
+    assert shells
+
+
+def test_git_ignores_every_file_that_holds_secrets(root):
+    """.env, the secret files render.py writes, a temporary copy of .env an interrupted
+    write leaves, and backups of .env; not the documented example."""
+    paths = [".env", ".secrets/smtp_password", "..env.a1b2c3", ".env.bak", ".env.local"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths, ".env.example"], cwd=root,
+                             capture_output=True, text=True).stdout.split()
+    assert ignored == paths
+
+
 def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
     """The secrets this checkout actually uses (.env, when present) are nowhere in the
     files Compose and the services read."""
@@ -188,17 +256,28 @@ SECRET_CONSUMERS = {
     "slack_critical_webhook_url": {"alertmanager"},
     "slack_warning_webhook_url": {"alertmanager"},
     "postgres_exporter_password": {"postgres-exporter"},
-    "redis_password": {"redis-exporter"},
+    # redis_exporter gets it only inside the map of FORMATTED below.
+    "redis_password": set(),
     "grafana_admin_password": {"grafana"},
+    "grafana_secret_key": {"grafana"},
     "grafana_reader_password": {"grafana", "elasticsearch-setup"},
-    "elastic_password": {"elasticsearch", "elasticsearch-setup", "kibana-setup"},
+    # The bootstrap password, and the setup job: nothing else logs in as `elastic`.
+    "elastic_password": {"elasticsearch", "elasticsearch-setup"},
     "kibana_system_password": {"kibana", "elasticsearch-setup"},
     "kibana_encryption_key": {"kibana"},
+    "kibana_security_key": {"kibana"},
+    "kibana_reporting_key": {"kibana"},
+    # The people's users, made by the setup job; kibana-setup works as the Kibana admin.
+    "logs_viewer_password": {"elasticsearch-setup"},
+    "kibana_admin_password": {"elasticsearch-setup", "kibana-setup"},
     "logstash_writer_password": {"logstash", "elasticsearch-setup"},
     "elasticsearch_exporter_password": {"elasticsearch-exporter", "elasticsearch-setup"},
     "apm_server_password": {"apm-server", "elasticsearch-setup"},
     "apm_secret_token": {"apm-server"},
 }
+# Files in a program's own format made from a secret (README "Secrets"): redis_exporter's
+# --redis.password-file, a map that names the configured Redis only.
+FORMATTED = {"redis_password_map": {"redis-exporter"}}
 
 
 def secret_receivers(model: dict) -> dict[str, set[str]]:
@@ -209,19 +288,21 @@ def secret_receivers(model: dict) -> dict[str, set[str]]:
     return found
 
 
-def test_every_secret_reaches_exactly_the_services_that_use_it(full, values):
+def test_every_secret_reaches_exactly_the_services_that_use_it(full, values, root):
     assert set(SECRET_CONSUMERS) == set(values["secrets"])
     # kibana-setup runs in the post-up profile, outside the default model.
-    got = secret_receivers(full)
-    assert {k: v - {"kibana-setup"} for k, v in SECRET_CONSUMERS.items()} == got
+    wanted = {k: v - {"kibana-setup"} for k, v in {**SECRET_CONSUMERS, **FORMATTED}.items() if v}
+    assert wanted == secret_receivers(full)
     for secret, spec in full["secrets"].items():
-        assert spec["environment"] == values["secrets"][secret]["env"], secret
+        # A file render.py writes next to .env, never a value from the environment
+        # (Compose refuses those in read_only services).
+        assert spec == {"name": f"observability_{secret}", "file": str(root / ".secrets" / secret)}, secret
 
 
 def test_a_layer_that_is_off_gets_no_secret_and_no_service(rendered):
     layers, model, _ = rendered["core"]
     assert set(secret_receivers(model)) == {"smtp_password", "slack_critical_webhook_url", "slack_warning_webhook_url",
-                                           "postgres_exporter_password", "redis_password"}
+                                           "postgres_exporter_password", "redis_password_map"}
     _, model, _ = rendered["dashboards"]
     assert secret_receivers(model)["grafana_reader_password"] == {"grafana"}   # no elasticsearch-setup
 

@@ -103,8 +103,9 @@ def test_logstash_pipeline_is_running(stack):
     need(stack, "logs")
 
     def probe():
-        # The monitoring API (9600) is not published: ask from inside the container.
-        result = stack.compose("exec", "-T", "logstash", "curl", "-fsS", "http://127.0.0.1:9600/_node/pipelines")
+        # The monitoring API (9600) is not published and listens on the stack network's
+        # alias only: ask from inside the container.
+        result = stack.compose("exec", "-T", "logstash", "curl", "-fsS", "http://logstash.stack:9600/_node/pipelines")
         assert result.returncode == 0, result.stderr.strip() or result.stdout.strip()
         pipelines = json.loads(result.stdout)["pipelines"]
         assert "main" in pipelines, f"pipelines: {list(pipelines)}"
@@ -125,7 +126,9 @@ def shipped_log(stack):
     if not stack.values["logstash"]["tcp_json"]["enabled"]:
         pytest.skip("logstash.tcp_json is off in values")
     token = f"fullstack-{secrets.token_hex(8)}"
-    line = json.dumps({"message": f"probe {token}", "level": "warn", "service": {"name": "fullstack-probe"}}) + "\n"
+    # With fields a sender may not decide: the pipeline must replace them, not append.
+    line = json.dumps({"message": f"probe {token}", "level": "warn", "service": {"name": "fullstack-probe"},
+                       "labels": {"cluster": "forged"}, "log": {"source": {"address": "203.0.113.9"}}}) + "\n"
 
     def send():
         with socket.create_connection(("127.0.0.1", stack.values["logstash"]["tcp_json"]["port"]), timeout=5) as conn:
@@ -134,7 +137,8 @@ def shipped_log(stack):
 
     stack.wait("Logstash TCP input accepting", send, ["logstash"])
     # `fields` answers the same whatever shape the stored _source has.
-    query = {"query": {"match_phrase": {"message": token}}, "fields": ["log.level", "labels.*"], "_source": False}
+    query = {"query": {"match_phrase": {"message": token}}, "fields": ["log.level", "labels.*", "log.source.address"],
+             "_source": False}
     index = f"logs-{stack.values['logstash']['data_stream']['dataset']}-*"
 
     def probe():
@@ -151,8 +155,13 @@ def test_log_line_sent_to_logstash_is_found_in_elasticsearch(stack, shipped_log)
     fields = shipped_log["fields"]
     assert shipped_log["_index"].startswith(f".ds-{data_stream(stack)}-")
     assert fields["log.level"] == ["warn"]  # the pipeline's rename of `level`
+    # Replaced, not appended: the sender's "forged" is gone.
     assert fields["labels.cluster"] == [stack.values["cluster"]]
     assert fields["labels.environment"] == [stack.values["environment"]]
+    # The peer address of the connection (Docker's proxy for the published port), not the
+    # address the sender wrote.
+    [address] = fields["log.source.address"]
+    assert address != "203.0.113.9" and socket.inet_aton(address), address
 
 
 def test_logs_data_stream_is_managed_by_the_retention_policy(stack, shipped_log):
@@ -171,6 +180,38 @@ def test_logs_data_stream_is_managed_by_the_retention_policy(stack, shipped_log)
     for index, state in explain["indices"].items():
         assert state["managed"] is True, index
         assert state["policy"] == policy_name, index
+
+
+def es_user(stack, key: str) -> tuple[str, str]:
+    """(username, password) of a user of values elasticsearch.users or a service user."""
+    paths = {"logs_viewer": ("elasticsearch", "users", "logs_viewer"),
+             "kibana_admin": ("elasticsearch", "users", "kibana_admin"),
+             "logstash": ("logstash", "elasticsearch"), "exporter": ("elasticsearch", "exporter")}
+    node = stack.values
+    for part in paths[key]:
+        node = node[part]
+    return node["username"], stack.secret(node["password_secret"])
+
+
+def test_each_elasticsearch_user_can_do_its_job_and_no_more(stack, shipped_log):
+    """The roles of bundle/elasticsearch.yaml, against the real Elasticsearch."""
+    stream = data_stream(stack)
+    logs = f"logs-{stack.values['logstash']['data_stream']['dataset']}-*"
+    es = lambda path: stack.url("elasticsearch", path)  # noqa: E731
+    viewer, writer, exporter = es_user(stack, "logs_viewer"), es_user(stack, "logstash"), es_user(stack, "exporter")
+    # The logs viewer searches the logs, and writes nothing.
+    assert stack.http.post(es(f"/{logs}/_search"), json={"size": 1}, auth=viewer, timeout=10).status_code == 200
+    assert stack.http.post(es(f"/{stream}/_doc"), json={"@timestamp": "2026-01-01T00:00:00Z"}, auth=viewer,
+                           timeout=10).status_code == 403
+    # Logstash's user may neither read the logs nor touch lifecycle policies or templates.
+    assert stack.http.post(es(f"/{logs}/_search"), json={"size": 1}, auth=writer, timeout=10).status_code == 403
+    assert stack.http.put(es("/_ilm/policy/forged"), json={"policy": {"phases": {"hot": {"actions": {}}}}},
+                          auth=writer, timeout=10).status_code == 403
+    assert stack.http.put(es("/_index_template/forged"), json={"index_patterns": ["forged-*"]},
+                          auth=writer, timeout=10).status_code == 403
+    # The exporter reads cluster health, and no document.
+    assert stack.http.get(es("/_cluster/health"), auth=exporter, timeout=10).status_code == 200
+    assert stack.http.post(es(f"/{logs}/_search"), json={"size": 1}, auth=exporter, timeout=10).status_code == 403
 
 
 # ---------------------------------------------------------------- Kibana
@@ -193,7 +234,9 @@ def test_kibana_has_the_logs_data_view(stack):
     title = f"logs-{stack.values['logstash']['data_stream']['dataset']}-*"
 
     def probe():
-        views = ok_json(stack.http.get(stack.url("kibana", "/api/data_views"), auth=stack.elastic, timeout=10))
+        # As the Kibana administrator people log in as (kibana-setup made it as that user).
+        views = ok_json(stack.http.get(stack.url("kibana", "/api/data_views"), auth=es_user(stack, "kibana_admin"),
+                                       timeout=10))
         titles = [view["title"] for view in views["data_view"]]
         assert title in titles, f"data views: {titles} (kibana-setup runs after up --wait)"
         return titles

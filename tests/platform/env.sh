@@ -16,6 +16,7 @@ set_if_empty() { # VAR VALUE
     fi
 }
 set_if_empty POSTGRES_EXPORTER_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+set_if_empty REDIS_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 set_if_empty SMTP_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d "/+=")"
 set_if_empty SLACK_CRITICAL_WEBHOOK_URL "http://sink:8080/slack-critical"
 set_if_empty SLACK_WARNING_WEBHOOK_URL "http://sink:8080/slack-warning"

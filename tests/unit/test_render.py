@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import stat
+import struct
 from pathlib import Path
 
 import jinja2
@@ -309,7 +313,7 @@ def test_template_syntax_in_values_is_written_literally(run_render):
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "x")
     assert job["static_configs"][0]["labels"]["team"] == "{% raw %}{{ 7*7 }}"
     assert "49" not in result.text("prometheus/prometheus.yml")
-    assert 'add_field => {\n      "[labels][cluster]" => "{{ 7*7 }}"' in result.text("logstash/pipeline/logstash.conf")
+    assert 'replace => {\n      "[labels][cluster]" => "{{ 7*7 }}"' in result.text("logstash/pipeline/logstash.conf")
 
 
 def test_quotes_and_backslashes_survive_every_output(run_render):
@@ -402,6 +406,77 @@ def test_a_failed_render_writes_no_env_and_no_secrets(run_render, tmp_path):
     result = run_render(bad)
     assert result.code == 1
     assert not result.env_file.exists()
+
+
+def acl_entries(path: Path) -> dict[str, set]:
+    """The POSIX access ACL of a file, from its system.posix_acl_access attribute (layout
+    of <linux/posix_acl_xattr.h>: version 2, then 8-byte entries tag, perm, id)."""
+    raw = os.getxattr(path, "system.posix_acl_access")
+    assert struct.unpack("<I", raw[:4]) == (2,)
+    tags = {0x01: "user_obj", 0x02: "user", 0x04: "group_obj", 0x08: "group", 0x10: "mask", 0x20: "other"}
+    out: dict[str, set] = {}
+    for offset in range(4, len(raw), 8):
+        tag, perm, ident = struct.unpack("<HHI", raw[offset:offset + 8])
+        out.setdefault(tags[tag], set()).add((perm, ident) if tags[tag] in ("user", "group") else perm)
+    return out
+
+
+# The uid each service runs as, from its image (README "Secrets"): who may read a secret.
+NOBODY, REDIS_EXPORTER, GRAFANA, ELASTIC = 65534, 59000, 472, 1000
+SECRET_READERS = {
+    "smtp_password": {NOBODY}, "slack_critical_webhook_url": {NOBODY}, "slack_warning_webhook_url": {NOBODY},
+    "postgres_exporter_password": {NOBODY},
+    "redis_password_map": {REDIS_EXPORTER},
+    "grafana_admin_password": {GRAFANA}, "grafana_secret_key": {GRAFANA}, "grafana_reader_password": {GRAFANA, ELASTIC},
+    "elastic_password": {ELASTIC}, "kibana_system_password": {ELASTIC}, "kibana_encryption_key": {ELASTIC},
+    "kibana_security_key": {ELASTIC}, "kibana_reporting_key": {ELASTIC},
+    "logs_viewer_password": {ELASTIC}, "kibana_admin_password": {ELASTIC},
+    "logstash_writer_password": {ELASTIC}, "apm_server_password": {ELASTIC}, "apm_secret_token": {ELASTIC},
+    "elasticsearch_exporter_password": {NOBODY, ELASTIC},
+}
+
+
+def test_secret_files_are_readable_by_their_services_users_only(run_render, tmp_path):
+    result = run_render()
+    assert result.code == 0, result.stderr
+    env = read_env(result.env_file)
+    directory = tmp_path / ".secrets"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert sorted(p.name for p in directory.iterdir()) == sorted(SECRET_READERS)
+    for name, uids in SECRET_READERS.items():
+        path = directory / name
+        acl = acl_entries(path)
+        # read for the owner and the listed uids (through the mask), nothing for anyone else
+        assert acl["user_obj"] == {4} and acl["user"] == {(4, uid) for uid in uids}, name
+        assert acl["mask"] == {4} and acl["group_obj"] == {0} and acl["other"] == {0}, name
+        assert "group" not in acl, name
+        if name != "redis_password_map":
+            assert path.read_text() == env[name.upper()], name
+
+
+def test_redis_exporter_gets_a_password_map_naming_the_configured_redis_only(run_render, tmp_path):
+    first = run_render()
+    first.env_file.write_text(first.env_file.read_text().replace("REDIS_PASSWORD=\n", 'REDIS_PASSWORD=p"w\\1\n'))
+    assert run_render({"exporters": {"redis": {"address": "rediss://cache.internal:6380"}}}).code == 0
+    # https://github.com/oliver006/redis_exporter#authenticating-with-redis: URI -> password
+    assert json.loads((tmp_path / ".secrets" / "redis_password_map").read_text()) == {
+        "rediss://cache.internal:6380": 'p"w\\1'}
+
+
+def test_secret_files_follow_the_layers(run_render, tmp_path):
+    assert run_render().code == 0
+    (tmp_path / ".secrets" / ".kibana_encryption_key.tmp123").write_text("left by a killed render")
+    assert run_render({"layers": {"logs": False, "apm": False, "dashboards": False}}).code == 0
+    assert sorted(p.name for p in (tmp_path / ".secrets").iterdir()) == [
+        "postgres_exporter_password", "redis_password_map", "slack_critical_webhook_url", "slack_warning_webhook_url",
+        "smtp_password"]
+
+
+def test_check_mode_writes_no_secret_file(run_render, tmp_path):
+    assert run_render().code == 0
+    shutil.rmtree(tmp_path / ".secrets")
+    assert run_render(check=True).code in (0, 1)
+    assert not (tmp_path / ".secrets").exists()
 
 
 def test_env_file_parsing_follows_compose_quoting(tmp_path):
