@@ -13,7 +13,7 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-contract \
+.PHONY: help venv tools generate render check doctor up down ps logs reload clean test test-unit test-config test-contract \
 	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
 
 help: ## list the targets
@@ -46,7 +46,10 @@ check: venv ## fail if a generated file or config/ is stale, then validate it wi
 	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
-up: venv ## render + validate, then start the stack and wait until every service is healthy
+doctor: venv ## check this host before make up (engine version, ...); DOCTOR_ACCEPT="name" accepts a blocker
+	$(PYTHON) -m bundle.doctor
+
+up: venv ## make doctor, render + validate, then start the stack and wait until every service is healthy
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/up.sh
 

@@ -2,7 +2,9 @@
 # Install and start a Docker engine plus the Compose v2 plugin on a Debian 12 host
 # without systemd, and install debootstrap (used by standins/build.sh).
 #
-#   docker.io       from bookworm (dockerd 20.10)
+#   docker.io       from bookworm (dockerd 20.10: older than 28.0.0, so `make up` refuses
+#                   it unless DOCTOR_ACCEPT=engine-loopback-exposure, moby#45610; .ci/run
+#                   accepts it and says why)
 #   docker-compose  from forky, pinned low (gives `docker compose` 2.40.x)
 #
 # Idempotent: does nothing when `docker compose version` works and a daemon answers.

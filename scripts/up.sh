@@ -6,6 +6,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 compose=scripts/compose.sh
 timeout=${UP_TIMEOUT:-300}
 
+# Refuse a host where the stack would be unsafe or broken (make doctor; DOCTOR_ACCEPT
+# accepts a named blocker).
+preflight() {
+    "${PYTHON:-.venv/bin/python}" -m bundle.doctor
+}
+preflight
+
 # The monitored platform's network is external to this project; create it when the
 # platform is not running yet so the stack can start first.
 network=$(sed -n "s/^APP_NETWORK='\(.*\)'$/\1/p" config/compose.env)
