@@ -46,10 +46,11 @@ check: venv ## fail if a generated file or config/ is stale, then validate it wi
 	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
-doctor: venv ## check this host before make up (engine version, ...); DOCTOR_ACCEPT="name" accepts a blocker
+doctor: venv ## check this host and engine for the stack: one line per finding, exit 1 on a blocker (DOCTOR_ACCEPT="name" accepts one)
 	$(PYTHON) -m bundle.doctor
 
-up: venv ## make doctor, render + validate, then start the stack and wait until every service is healthy
+up: venv ## make doctor (its warnings and blockers), render + validate, then start and wait until every service is healthy
+	$(PYTHON) -m bundle.doctor --quiet
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/up.sh
 

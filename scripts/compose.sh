@@ -13,4 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 while IFS= read -r name; do
     unset "$name"
 done < <(sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' config/compose.env; compgen -v COMPOSE_ || true)
+# What depends on the host (SELinux): scripts/host-env.sh.
+host_env=$(scripts/host-env.sh config/compose.env)
+while IFS= read -r line; do
+    export "${line?}"
+done <<<"$host_env"
 exec docker compose --env-file .env --env-file config/compose.env "$@"
