@@ -13,8 +13,8 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check doctor up down ps logs reload clean test test-unit test-config \
-	test-contract test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
+.PHONY: help venv tools generate render check doctor up down ps logs reload clean test test-unit test-config test-contract \
+	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,10 +46,11 @@ check: venv ## fail if a generated file or config/ is stale, then validate it wi
 	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
-doctor: venv ## check this host before make up (engine version, ...); DOCTOR_ACCEPT="name" accepts a blocker
+doctor: venv ## check this host and engine for the stack: one line per finding, exit 1 on a blocker (DOCTOR_ACCEPT="name" accepts one)
 	$(PYTHON) -m bundle.doctor
 
-up: venv ## make doctor, render + validate, then start the stack and wait until every service is healthy
+up: venv ## make doctor (its warnings and blockers), render + validate, then start and wait until every service is healthy
+	$(PYTHON) -m bundle.doctor --quiet
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/up.sh
 

@@ -35,7 +35,8 @@ def files(values: dict, source: Source | None = None) -> dict[str, str]:
     context = dict(
         values,
         image=lambda service: image_ref(values, service),
-        compose_files=[layer.compose for layer in on] + ["config/compose.overlay.yml"],
+        compose_files=[layer.compose for layer in on] + (["compose/rootless.yml"] if values["rootless"] else [])
+        + ["config/compose.overlay.yml"],
         scrape_jobs=layers.scrape_jobs(values),
         alertmanager_receivers=notifications.receivers(values),
         es_roles=elasticsearch.roles(values),

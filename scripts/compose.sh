@@ -22,4 +22,9 @@ if [ -z "${HOST_ROOT_MOUNT:-}" ] && [ -r /proc/self/mountinfo ] && ! awk '
         END { exit !shared }' /proc/self/mountinfo; then
     export HOST_ROOT_MOUNT=ro
 fi
+# What depends on the host (SELinux): scripts/host-env.sh.
+host_env=$(scripts/host-env.sh config/compose.env)
+while IFS= read -r line; do
+    export "${line?}"
+done <<<"$host_env"
 exec docker compose --env-file .env --env-file config/compose.env "$@"

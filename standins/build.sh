@@ -5,7 +5,9 @@
 #      once and imported with `docker import` (skipped when the image exists; the
 #      rootfs tarball is cached outside the repo, in $OBS_STANDIN_CACHE).
 #   2. one image per service from standins/<service>/Dockerfile, with standins/
-#      as build context, relying on Docker's layer cache.
+#      as build context, relying on Docker's layer cache. The context is sent as a tar
+#      whose modes are 0644/0755 whatever the checkout's (a clone made under umask 027
+#      or 077): COPY keeps the context's modes, and the images run as non-root users.
 #   3. a quick check that each image's binary reports the pinned version.
 #
 # Needs a running Docker engine and debootstrap (scripts/provision-docker.sh), and
@@ -122,14 +124,19 @@ t0=$SECONDS
 build_base
 obs_log "base ready ($((SECONDS - t0)) s)"
 
+# standins/ as a tar with the modes a umask 022 checkout has (u=rwX,go=rX) and root as
+# owner, whatever the checkout's umask. The classic builder (the engine is Docker 20.10
+# and buildx may be absent) has no COPY --chmod; its cache keys on these modes.
+build_image() { # SERVICE IMAGE VERSION
+    tar -C "$here" -c --sort=name --owner=0 --group=0 --numeric-owner --mode=u=rwX,go=rX . \
+        | DOCKER_BUILDKIT=0 docker build --build-arg "VERSION=$3" -f "$1/Dockerfile" -t "$2" -
+}
+
 built=()
 for entry in "${SERVICES[@]}"; do
     IFS='|' read -r svc image version bin <<<"$entry"
     t0=$SECONDS
-    # The classic builder: the engine is Docker 20.10 and buildx may be absent.
-    run "build-$svc" env DOCKER_BUILDKIT=0 docker build \
-        --build-arg "VERSION=$version" \
-        -f "$here/$svc/Dockerfile" -t "$image" "$here"
+    run "build-$svc" build_image "$svc" "$image" "$version"
     out=$(docker run --rm --entrypoint "$bin" "$image" --version 2>&1) \
         || obs_die "$image: '$bin --version' failed: $out"
     grep -qF "$version" <<<"$out" \

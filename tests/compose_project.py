@@ -29,11 +29,13 @@ def compose_command(output: Path, *env_files: Path) -> tuple[list[str], dict]:
     return args, env
 
 
-def compose_config(root: Path, env_dir: Path) -> dict:
-    """The resolved Compose model (`docker compose config`) of env_dir/config and env_dir/.env."""
+def compose_config(root: Path, env_dir: Path, host_env: dict | None = None) -> dict:
+    """The resolved Compose model (`docker compose config`) of env_dir/config and env_dir/.env;
+    host_env: the variables scripts/host-env.sh gives this host (none by default)."""
     if not shutil.which("docker"):
         pytest.fail("docker (with the compose plugin) is needed: see scripts/provision-docker.sh")
     base, env = compose_command(env_dir / "config", env_dir / ".env")
+    env.update(host_env or {})
     result = subprocess.run([*base, "config", "--format", "json"], cwd=root, capture_output=True, text=True,
                             env=env)
     assert result.returncode == 0, result.stderr

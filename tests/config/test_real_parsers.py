@@ -93,7 +93,8 @@ def test_the_reviewed_settings_win_over_env_and_the_shell(tmp_path):
     root = Path(__file__).resolve().parents[2]
     work = rendered_copy(tmp_path)
     (work / "scripts").mkdir()
-    shutil.copy2(root / "scripts" / "compose.sh", work / "scripts" / "compose.sh")
+    for script in ("compose.sh", "host-env.sh"):
+        shutil.copy2(root / "scripts" / script, work / "scripts" / script)
     (work / "compose").symlink_to(root / "compose")
     with (work / ".env").open("a") as env:
         env.write("BIND_ADDRESS=0.0.0.0\nPROMETHEUS_IMAGE=prom/prometheus:latest\n")

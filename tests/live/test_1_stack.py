@@ -3,7 +3,10 @@ metric an alert reads actually emitted, nothing published beyond the bind addres
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -128,6 +131,46 @@ def test_host_filesystems_are_the_hosts(prometheus):
     assert all(r["metric"]["fstype"] != "overlay" for r in result)
 
 
+def host_interfaces() -> dict[str, list[str]]:
+    """This host's interfaces (the tests run in its network namespace) and their addresses."""
+    found = json.loads(subprocess.run(["ip", "-j", "address", "show"], capture_output=True, text=True,
+                                      check=True).stdout)
+    return {link["ifname"]: [a["local"] for a in link.get("addr_info", [])] for link in found}
+
+
+def test_host_network_metrics_are_the_hosts(prometheus):
+    """node_exporter runs in the host's network namespace: node_network_* lists the host's
+    interfaces (this test runs in that namespace), not a container's eth0 and lo."""
+    # Interfaces that come and go with containers and networks (veth*, br-*) may differ
+    # between the scrape and now.
+    wanted = {name for name in host_interfaces() if not name.startswith(("veth", "br-"))}
+    assert "lo" in wanted and len(wanted) > 1
+
+    def listed():
+        devices = {r["metric"]["device"] for r in prometheus.query('node_network_receive_bytes_total{job="node"}')}
+        missing = wanted - devices
+        assert not missing, f"the host's {sorted(missing)} are not in node_network_receive_bytes_total: {sorted(devices)}"
+        return devices
+
+    devices = wait_for("the host's interfaces in node_network_receive_bytes_total", listed, timeout=30)
+    assert "docker0" in devices or any(d.startswith("br-") for d in devices), devices
+
+
+def test_node_exporter_listens_only_on_a_bridge_address():
+    """Nothing listens on 9100 on a non-loopback, non-bridge address of the host: the
+    exporter is out of other machines' reach."""
+    addresses = {address: name for name, found in host_interfaces().items() for address in found}
+    listening = subprocess.run(["ss", "-Hltn", "sport = :9100"], capture_output=True, text=True, check=True).stdout
+    local = [line.split()[3].rsplit(":", 1)[0].strip("[]") for line in listening.splitlines() if line.strip()]
+    assert local, "nothing listens on 9100 in the host's network namespace"
+    for address in local:
+        assert address not in ("0.0.0.0", "*", "::"), f"node_exporter listens on every address ({address})"
+        interface = addresses.get(address)
+        assert interface, f"{address}:9100 is no address of this host's interfaces"
+        bridge = (Path("/sys/class/net") / interface / "bridge").is_dir()
+        assert interface == "lo" or bridge, f"9100 listens on {address}, an address of {interface}, not a bridge"
+
+
 def test_published_ports_are_bound_to_the_bind_address_only(stack_values, running, local):
     bind = stack_values["bind_address"]
     published = [(c["Service"], p) for c in containers() for p in c["Publishers"] if p["PublishedPort"]]
@@ -169,3 +212,21 @@ def test_alertmanager_is_not_reachable_from_the_app_network(demo_platform):
              "except OSError as e:\n    print('unreachable', e)\n")
     out = platform("exec", "-T", "api-gateway", "python3", "-c", probe).stdout
     assert out.startswith("unreachable"), out
+
+
+def test_make_doctor_on_this_host(root, overlays):
+    """make doctor runs every check here: one line per finding in its shape, and exit 1
+    exactly when a blocker is left (CI accepts the old engine's by name)."""
+    from bundle.doctor import CHECKS
+
+    values = " ".join(str(path) for path in overlays)
+    proc = subprocess.run(["make", "--no-print-directory", "doctor", f"VALUES={values}"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    findings = [line for line in proc.stdout.splitlines() if line.startswith("doctor: ")]
+    shape = re.compile(r"doctor: (ok|warning|blocker|accepted): ([a-z0-9-]+): \S")
+    assert findings and all(shape.match(line) for line in findings), proc.stdout + proc.stderr
+    names = {shape.match(line).group(2) for line in findings}
+    assert {"engine-access", "engine-version", "host-metrics", "config-readable", "ports"} <= names, names
+    assert names <= set(CHECKS), names
+    assert (proc.returncode == 1) == any(line.startswith("doctor: blocker:") for line in findings), proc.stdout
+

@@ -513,6 +513,10 @@ def test_every_variable_the_compose_files_use_is_declared(root, values, compose_
     """${VAR} in compose/logs.yml and compose/apm.yml is a rendered setting or a declared
     secret's variable; their secrets are wired by the generated overlay, not listed here."""
     declared = {spec["env"] for spec in values["secrets"].values()}
+    # What scripts/compose.sh adds for the host it runs on (scripts/host-env.sh).
+    host = subprocess.run([str(root / "scripts/host-env.sh"), str(root / "config/compose.env")],
+                          capture_output=True, text=True, check=True).stdout
+    declared |= {line.split("=", 1)[0] for line in host.splitlines()}
     for name in LAYER_FILES:
         text = (root / name).read_text(encoding="utf-8")
         data = yaml.safe_load(text)
