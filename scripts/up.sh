@@ -5,6 +5,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 compose=scripts/compose.sh
 timeout=${UP_TIMEOUT:-300}
+python=.venv/bin/python
+
+# Changes reach the running stack (bundle/drift.py): before `compose up`, fresh
+# fingerprints of each service's secrets and mounted files, a stop when a running service
+# keeps a credential .env no longer holds, and which services will be recreated and why;
+# after it, which were, a reload for those that re-read their files, and the credentials
+# services keep in their own state applied (bundle/credentials.py).
+changes_before() { "$python" -m bundle.drift before; }
+changes_after() { "$python" -m bundle.drift after; }
 
 # The monitored platform's network is external to this project; create it when the
 # platform is not running yet so the stack can start first.
@@ -14,6 +23,7 @@ if ! docker network inspect "$network" >/dev/null 2>&1; then
     docker network create "$network" >/dev/null
 fi
 
+changes_before
 if $compose up --detach --wait --wait-timeout "$timeout" --remove-orphans; then
     # One-shot jobs that nothing depends on run after the rest is healthy: `up --wait`
     # fails when such a job exits (https://github.com/docker/compose/issues/10596).
@@ -24,10 +34,13 @@ if $compose up --detach --wait --wait-timeout "$timeout" --remove-orphans; then
         fi
     done
     $compose ps --format 'table {{.Service}}\t{{.Status}}'
+    changes_after
     exit 0
 fi
 
 echo "make up: the stack did not become healthy within ${timeout}s" >&2
+# A credential a service keeps in its state and rejects: one line naming the secret.
+"$python" -m bundle.drift credentials || true
 $compose ps --all --format 'table {{.Service}}\t{{.State}}\t{{.Status}}' >&2
 # Not running (one-shot jobs that exited 0 are fine), or running but not healthy.
 for service in $($compose ps --all --format '{{.Service}} {{.State}} {{.ExitCode}} {{.Health}}' \
