@@ -13,8 +13,8 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check doctor up down ps logs reload clean test test-unit test-config test-contract \
-	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
+.PHONY: help venv tools generate render check doctor status up down ps logs reload rotate clean test test-unit \
+	test-config test-contract test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,9 +42,13 @@ generate: venv ## rewrite the files made from the bundle's own facts (schema JSO
 render: generate ## render values.yaml (+ site.yaml, VALUES) into config/ and validate; create .env on first use
 	$(PYTHON) render.py $(VALUES_ARGS)
 
-check: venv ## fail if a generated file or config/ is stale, then validate it with promtool and amtool
+check: venv ## fail if a generated file or config/ is stale, validate it, and name stale running services
 	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
+	$(PYTHON) -m bundle.drift status --here --prefix "make check"
+
+status: venv ## name every running service that lacks a change of .env or config/, and why
+	$(PYTHON) -m bundle.drift status
 
 doctor: venv ## check this host and engine for the stack: one line per finding, exit 1 on a blocker (DOCTOR_ACCEPT="name" accepts one)
 	$(PYTHON) -m bundle.doctor
@@ -66,6 +70,14 @@ logs: ## follow the logs of every service (make logs S=prometheus for one)
 reload: venv ## render + validate, then make Prometheus and Alertmanager load it (no restart)
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/reload.sh
+
+# VALUE reaches bundle/rotate.py through the environment, not on its command line.
+rotate: export ROTATE_VALUE := $(VALUE)
+rotate: venv ## change a secret in .env and in every service using it: make rotate SECRET=name [VALUE=...]
+	$(PYTHON) -m bundle.rotate $(VALUES_ARGS) start '$(SECRET)'
+	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
+	scripts/up.sh
+	$(PYTHON) -m bundle.rotate $(VALUES_ARGS) finish '$(SECRET)'
 
 clean: ## stop the stack and DELETE its volumes (all stored metrics, logs, traces)
 	$(COMPOSE) down --remove-orphans --volumes
@@ -95,6 +107,7 @@ fullstack: venv ## on a Docker host that can pull images: every layer + the demo
 	$(PYTHON) render.py --require-validators --values tests/values/live.yaml
 	tests/platform/env.sh
 	PLATFORM_BASE=debian:forky tests/platform/build.sh
+	scripts/clean-slate.sh
 	$(MAKE) up VALUES=tests/values/live.yaml
 	tests/platform/up.sh
 	FULLSTACK=1 LIVE_REQUIRE_PLATFORM=1 $(MAKE) test VALUES=tests/values/live.yaml

@@ -20,6 +20,8 @@ class Layer:
     secrets: dict                       # service -> values paths whose *_secret keys it gets
     users: dict                         # service -> the uid its process runs as
     requires: tuple[str, ...]
+    reloads: dict                       # service -> {paths, signal, metrics, metric}: re-read without a restart
+    stored: dict                        # values path of a *_secret key -> {service, kind}: kept in its state
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -40,7 +42,8 @@ def compose_services(path: str) -> tuple[str, ...]:
 def all_layers() -> list[Layer]:
     return [Layer(name=name, compose=row["compose"], templates=tuple(row.get("templates", ())),
                   jobs=row.get("jobs", {}), secrets=row.get("secrets", {}), users=row.get("users", {}),
-                  requires=tuple(row.get("requires", ())))
+                  requires=tuple(row.get("requires", ())), reloads=row.get("reloads", {}),
+                  stored=row.get("stored", {}))
             for name, row in table()["layers"].items()]
 
 

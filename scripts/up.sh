@@ -6,6 +6,23 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 compose=scripts/compose.sh
 timeout=${UP_TIMEOUT:-300}
+python=${PYTHON:-.venv/bin/python}
+
+# Changes reach the running stack (bundle/drift.py): before `compose up`, fresh
+# fingerprints of each service's secrets and mounted files, a stop when a running service
+# keeps a credential .env no longer holds, and which services will be recreated and why;
+# after it, which were, a reload for those that re-read their files, and the credentials
+# services keep in their own state applied (bundle/credentials.py).
+changes_before() { "$python" -m bundle.drift before; }
+changes_after() { "$python" -m bundle.drift after; }
+
+# Start and wait until every service is healthy (or its one-shot job completed). When it
+# does not, say which service failed first and show its last log lines, or that the wait
+# timed out and on what (bundle/startup.py).
+start_stack() {
+    "$python" -m bundle.startup --timeout "$timeout" -- \
+        $compose up --detach --wait --wait-timeout "$timeout" --remove-orphans
+}
 
 # The monitored platform's network is external to this project; create it when the
 # platform is not running yet so the stack can start first.
@@ -15,15 +32,12 @@ if ! docker network inspect "$network" >/dev/null 2>&1; then
     docker network create "$network" >/dev/null
 fi
 
-# Start and wait until every service is healthy (or its one-shot job completed). When it
-# does not, say which service failed first and show its last log lines, or that the wait
-# timed out and on what (bundle/startup.py).
-start_stack() {
-    "${PYTHON:-.venv/bin/python}" -m bundle.startup --timeout "$timeout" -- \
-        $compose up --detach --wait --wait-timeout "$timeout" --remove-orphans
-}
-
-start_stack || exit 1
+changes_before
+if ! start_stack; then
+    # A credential a service keeps in its state and rejects: one line naming the secret.
+    "$python" -m bundle.drift credentials || true
+    exit 1
+fi
 # One-shot jobs that nothing depends on run after the rest is healthy: `up --wait`
 # fails when such a job exits (https://github.com/docker/compose/issues/10596).
 for job in $($compose --profile post-up config --services); do
@@ -33,3 +47,4 @@ for job in $($compose --profile post-up config --services); do
     fi
 done
 $compose ps --format 'table {{.Service}}\t{{.Status}}'
+changes_after

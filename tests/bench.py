@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "live"))
 
 from bundle import DEFAULT_VALUES  # noqa: E402
 from bundle.cli import load  # noqa: E402
+from bundle.secrets import consumers, read_env  # noqa: E402
 from stack import SINK, alert_bound, compose, containers, platform  # noqa: E402
 
 OVERLAYS = shlex.split(os.environ.get("BUNDLE_VALUES", ""))
@@ -81,6 +83,7 @@ def stack_figures() -> None:
     figure("idle_memory_mib", used, "MiB", f"{len(names)} containers of the stack")
 
     alert_latency(values)
+    secret_change_figures(values, make_values)
 
 
 def pager_hits(status: str) -> list[dict]:
@@ -122,6 +125,57 @@ def alert_latency(values: dict) -> None:
            f"Redis stopped -> paging webhook, {runs} runs: {', '.join(f'{x:.1f}' for x in samples)}")
     figure("alert_latency_max_seconds", max(samples), "s", "target: median <= bound, max <= bound + 5")
     figure("alert_latency_bound_seconds", bound + stop, "s", breakdown)
+
+
+def secret_change_figures(values: dict, make_values: str) -> None:
+    """A webhook URL changed in .env and applied with `make up`: seconds from the command
+    to a notification at the new URL (median of 3), and the services it recreated (the
+    secret's consumers, by bundle/layers.yaml). The third run puts the original back."""
+    env_file = ROOT / ".env"
+    env = read_env(env_file)
+    used = consumers(values)
+    secret = next((name for name, spec in values["secrets"].items() if "alertmanager" in used.get(name, [])
+                   and env.get(spec["env"], "").startswith("http://sink:8080/")), None)
+    if secret is None:
+        print("secret_apply_seconds: skipped (no webhook of the demo platform's sink in .env)", flush=True)
+        return
+    var, original = values["secrets"][secret]["env"], env[values["secrets"][secret]["env"]]
+    times, counts = [], []
+    try:
+        for run, url in enumerate([f"{original}-bench1", f"{original}-bench2", original]):
+            text = env_file.read_text()
+            env_file.write_text(re.sub(rf"(?m)^{var}=.*$", lambda _: f"{var}={url}", text))
+            start = time.perf_counter()
+            output = subprocess.run(["make", "up", make_values], cwd=ROOT, check=True, capture_output=True,
+                                    text=True).stdout
+            name = f"BenchSecretProbe{run}{int(time.time())}"
+            # Both severities: the routing tree sends one of them to this receiver.
+            alerts = [{"labels": {"alertname": name, "severity": severity, "cluster": values["cluster"]},
+                       "annotations": {"summary": "bench probe"}} for severity in ("critical", "warning")]
+            host, port = values["bind_address"], values["ports"]["alertmanager"]
+            requests.post(f"http://{host}:{port}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
+            path = url[len("http://sink:8080"):]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                records = requests.get(f"{SINK}/records", timeout=10).json()
+                if any(r["path"] == path and name in str(r["body"]) for r in records):
+                    times.append(time.perf_counter() - start)
+                    break
+                time.sleep(0.2)
+            else:
+                print(f"secret_apply_seconds: run {run + 1}: no notification at the new URL within 120s", flush=True)
+            found = re.search(r"make up: recreated (\d+) service", output)
+            counts.append(int(found.group(1)) if found else -1)
+            ended = [dict(alert, endsAt=datetime.now(timezone.utc).isoformat()) for alert in alerts]
+            requests.post(f"http://{host}:{port}/api/v2/alerts", json=ended, timeout=10)
+    finally:
+        text = env_file.read_text()
+        env_file.write_text(re.sub(rf"(?m)^{var}=.*$", lambda _: f"{var}={original}", text))
+    if times:
+        figure("secret_apply_seconds", statistics.median(times), "s",
+               f"{var} changed in .env -> make up -> notification at the new URL, median of {len(times)}")
+    figure("secret_apply_recreated_services", max(counts), "services",
+           f"per run {counts}; consumers of {secret}: {len(used[secret])} ({', '.join(used[secret])})")
 
 
 def main() -> int:

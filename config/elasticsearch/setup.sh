@@ -12,9 +12,11 @@
 #     connect as, the users people log in to Kibana as (logs_viewer, kibana_admin), and
 #     the password of the built-in user kibana_system.
 # Safe to re-run: every call creates or replaces, and every password is set again from its
-# secret, so a changed .env takes effect on the next `make up`. The password of `elastic`
-# is never stored here: Elasticsearch takes it from ELASTIC_PASSWORD_FILE as its bootstrap
-# password, so it follows .env whenever the elasticsearch container is recreated.
+# secret and then proven by a login as that user, so a changed .env takes effect on the next
+# `make up` (which recreates this job and the user's service when the secret changed). The
+# password of `elastic` is never set here: changing it needs the current one
+# (make rotate SECRET=<its secret>); when Elasticsearch rejects .env's value the job stops
+# at once with one line naming the secret and that command.
 # Secrets are read from files, sent only in request headers and bodies (never on a
 # command line) and never printed. Any failed call stops the job with a non-zero status.
 # https://www.elastic.co/docs/manage-data/lifecycle/index-lifecycle-management
@@ -138,6 +140,7 @@ ensure_user() {
   json_string password "$password" "secret $2"
   body=$(cat)
   must "user $1" PUT "$BASE_URL/_security/user/$1" "{\"password\":$password,${body#\{}"
+  verify_login "$1" "$2"
 }
 
 # set_password NAME SECRET: the password of a built-in user, from the secret.
@@ -146,12 +149,34 @@ set_password() {
   read_secret password "$2"
   json_string password "$password" "secret $2"
   must "password of $1" POST "$BASE_URL/_security/user/$1/_password" "{\"password\":$password}"
+  verify_login "$1" "$2"
 }
 
-es_ready() { [[ $STATUS == 200 ]]; }
+# verify_login NAME SECRET: the user logs in with the password from the secret, or the
+# job stops naming the secret. The header goes through a file, never a command line.
+verify_login() {
+  local password token status
+  read_secret password "$2"
+  token=$(printf '%s:%s' "$1" "$password" | base64 | tr -d '\n')
+  (umask 077 && printf 'Authorization: Basic %s\n' "$token" >"$WORK/login")
+  status=$(curl -sS -o /dev/null -w '%{http_code}' --connect-timeout 5 --max-time 30 -X GET \
+             -H "@$WORK/login" "$BASE_URL/_security/_authenticate" 2>/dev/null) || true
+  rm -f "$WORK/login"
+  [[ $status == 200 ]] || die "secret $2: Elasticsearch does not let user $1 log in with it after setting it (HTTP ${status:-000})"
+  say "user $1 logs in: ok"
+}
+
+# Ready once the cluster answers; a 401 means .env's elastic password is not the one
+# Elasticsearch keeps, which waiting cannot fix.
+es_ready() {
+  [[ $STATUS != 401 ]] || die "$ELASTIC_VAR: Elasticsearch rejects the value in .env for its user elastic (it keeps its own copy): put the previous value back in .env, then run: make rotate SECRET=$ELASTIC_SECRET VALUE=<new value>"
+  [[ $STATUS == 200 ]]
+}
 
 # ---------------------------------------------------------------- run
-read_secret ELASTIC_PASSWORD 'elastic_password'
+ELASTIC_SECRET='elastic_password'
+ELASTIC_VAR='ELASTIC_PASSWORD'
+read_secret ELASTIC_PASSWORD "$ELASTIC_SECRET"
 authenticate elastic "$ELASTIC_PASSWORD"
 wait_ready Elasticsearch "$BASE_URL/_cluster/health?wait_for_status=yellow&timeout=5s" es_ready
 

@@ -283,7 +283,10 @@ url = request["url"]
 status, answer = 200, '{"acknowledged":true}'
 if os.environ.get("STUB_NOT_READY") and ("/_cluster/health" in url or "/api/status" in url):
     status, answer = 503, '{"status":"red"}'
-if os.environ.get("STUB_FAIL") and os.environ["STUB_FAIL"] in url:
+auth = [h for h in request["headers"] if h.startswith("Authorization:")]
+if os.environ.get("STUB_UNAUTHORIZED") and any(os.environ["STUB_UNAUTHORIZED"] in h for h in auth):
+    status, answer = 401, '{"error":"unauthorized"}'
+elif os.environ.get("STUB_FAIL") and os.environ["STUB_FAIL"] in url:
     # Echo the request body as a careless server might, to prove it is redacted.
     status, answer = 403, '{"error":"denied","request":"' + request.get("body", "") + '"}'
 with open(os.environ["STUB_LOG"], "a") as log:
@@ -344,9 +347,10 @@ def test_es_setup_sets_every_password_exactly_and_never_shows_one(rendered, valu
     assert result.returncode == 0, result.stderr
     assert result.stderr.rstrip().endswith("elasticsearch-setup: done")
 
-    token = base64.b64encode(f"elastic:{NASTY['ELASTIC_PASSWORD']}".encode()).decode()
+    token = basic("elastic", NASTY["ELASTIC_PASSWORD"])
     for request in requests:
-        assert f"Authorization: Basic {token}" in request["headers"], request["url"]
+        if not request["url"].endswith("/_security/_authenticate"):
+            assert f"Authorization: Basic {token}" in request["headers"], request["url"]
         assert request["url"].startswith("http://es.test:9200/")
         for secret in NASTY.values():
             assert secret not in " ".join(request["argv"]), "a secret was on curl's command line"
@@ -368,8 +372,13 @@ def test_es_setup_sets_every_password_exactly_and_never_shows_one(rendered, valu
         assert body["password"] == password
         assert body["roles"]
     assert bodies[("POST", "/_security/user/kibana_system/_password")] == {"password": NASTY["KIBANA_SYSTEM_PASSWORD"]}
+    # Each password set is proven by a login as its user.
+    logins = {h for r in requests if r["url"].endswith("/_security/_authenticate") for h in r["headers"]}
+    expected["kibana_system"] = NASTY["KIBANA_SYSTEM_PASSWORD"]
+    for user, password in expected.items():
+        assert f"Authorization: Basic {basic(user, password)}" in logins, user
     assert not Path("/tmp/pwned").exists()
-    # The elastic password is the bootstrap one and is never stored.
+    # The elastic password is never set here (make rotate changes it with the current one).
     assert not [url for _, url in bodies if url.split("/")[3:4] == ["elastic"]]
 
 
@@ -400,6 +409,34 @@ def test_es_setup_stops_with_a_clear_message_when_a_call_fails(rendered, values,
     for secret in NASTY.values():
         assert secret not in result.stderr
     assert "kibana_system" not in " ".join(r["url"] for r in requests)  # stopped right there
+
+
+def basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_es_setup_stops_at_once_naming_the_secret_when_elastic_is_rejected(rendered, values, stub):
+    """Elasticsearch keeps its own password for elastic: a changed .env cannot be waited
+    out. One line names the variable and the command that changes it."""
+    result, requests = stub(rendered.output / ES_SETUP, es_secrets(values), SETUP_TIMEOUT="300",
+                            STUB_UNAUTHORIZED=basic("elastic", NASTY["ELASTIC_PASSWORD"]))
+    assert result.returncode != 0
+    assert len(requests) == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "ELASTIC_PASSWORD: Elasticsearch rejects the value in .env for its user elastic" in line
+    assert "make rotate SECRET=elastic_password VALUE=<new value>" in line
+
+
+def test_es_setup_names_the_secret_of_a_user_that_cannot_log_in(rendered, values, stub):
+    user = values["logstash"]["elasticsearch"]["username"]
+    secret = values["logstash"]["elasticsearch"]["password_secret"]
+    result, _ = stub(rendered.output / ES_SETUP, es_secrets(values),
+                     STUB_UNAUTHORIZED=basic(user, NASTY["LOGSTASH_WRITER_PASSWORD"]))
+    assert result.returncode != 0
+    assert (f"ERROR: secret {secret}: Elasticsearch does not let user {user} log in with it after setting it "
+            "(HTTP 401)") in result.stderr
+    for value in NASTY.values():
+        assert value not in result.stderr
 
 
 def test_es_setup_waits_for_elasticsearch_with_a_deadline(rendered, values, stub):
