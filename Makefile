@@ -13,8 +13,8 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-contract \
-	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
+.PHONY: help venv tools generate render check pull up down ps logs reload clean test test-unit test-config test-contract \
+	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate save load backup restore upgrade
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,9 +46,30 @@ check: venv ## fail if a generated file or config/ is stale, then validate it wi
 	$(PYTHON) -m bundle.generate --check
 	$(PYTHON) render.py --check --require-validators $(VALUES_ARGS)
 
-up: venv ## render + validate, then start the stack and wait until every service is healthy
+pull: venv ## pull the missing images of the enabled layers; say per image why one cannot be pulled
+	$(PYTHON) -m bundle.images $(VALUES_ARGS) pull
+
+up: venv ## render + validate, pull, then start the stack and wait until every service is healthy
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/up.sh
+
+save: venv ## every image of the enabled layers into one archive: make save FILE=images.tar
+	@[ -n "$(FILE)" ] || { echo "make save FILE=path/of/the/archive.tar" >&2; exit 2; }
+	$(PYTHON) -m bundle.images $(VALUES_ARGS) save "$(FILE)"
+
+load: venv ## load the images of an archive made by make save, checked: make load FILE=images.tar
+	@[ -n "$(FILE)" ] || { echo "make load FILE=path/of/the/archive.tar" >&2; exit 2; }
+	$(PYTHON) -m bundle.images $(VALUES_ARGS) load "$(FILE)"
+
+backup: venv ## every volume of the enabled layers, consistently, into backups/<project>-backup-<time>.tar
+	$(PYTHON) -m bundle.backup backup $(if $(DIR),--dir "$(DIR)")
+
+restore: venv ## put a backup back onto the stopped stack: make restore FILE=backups/....tar
+	@[ -n "$(FILE)" ] || { echo "make restore FILE=backups/<project>-backup-<time>.tar" >&2; exit 2; }
+	$(PYTHON) -m bundle.backup restore "$(FILE)"
+
+upgrade: venv ## pull, back up, recreate what changed, wait for health; roll back if it is not reached
+	$(PYTHON) -m bundle.upgrade $(VALUES_ARGS) $(if $(DIR),--backup-dir "$(DIR)")
 
 down: ## stop the stack (volumes, and so all data, are kept)
 	$(COMPOSE) down --remove-orphans

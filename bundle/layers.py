@@ -19,6 +19,7 @@ class Layer:
     jobs: dict                          # scrape job name -> job (values shape)
     secrets: dict                       # service -> values paths whose *_secret keys it gets
     requires: tuple[str, ...]
+    backup: dict                        # named volume -> how make backup copies it
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -39,7 +40,7 @@ def compose_services(path: str) -> tuple[str, ...]:
 def all_layers() -> list[Layer]:
     return [Layer(name=name, compose=row["compose"], templates=tuple(row.get("templates", ())),
                   jobs=row.get("jobs", {}), secrets=row.get("secrets", {}),
-                  requires=tuple(row.get("requires", ())))
+                  requires=tuple(row.get("requires", ())), backup=row.get("backup", {}))
             for name, row in table()["layers"].items()]
 
 
