@@ -13,8 +13,9 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check doctor status up down ps logs reload rotate clean test test-unit \
-	test-config test-contract test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
+.PHONY: help venv tools generate render check doctor status pull up down ps logs reload rotate clean test \
+	test-unit test-config test-contract test-live test-instrumentation bench bench-instrumentation fullstack fuzz \
+	mutate save load backup restore upgrade
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,10 +54,31 @@ status: venv ## name every running service that lacks a change of .env or config
 doctor: venv ## check this host and engine for the stack: one line per finding, exit 1 on a blocker (DOCTOR_ACCEPT="name" accepts one)
 	$(PYTHON) -m bundle.doctor
 
-up: venv ## make doctor (its warnings and blockers), render + validate, then start and wait until every service is healthy
+pull: venv ## pull the missing images of the enabled layers; say per image why one cannot be pulled
+	$(PYTHON) -m bundle.images $(VALUES_ARGS) pull
+
+up: venv ## make doctor (its warnings and blockers), render + validate, pull, then start and wait until every service is healthy
 	$(PYTHON) -m bundle.doctor --quiet
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/up.sh
+
+save: venv ## every image of the enabled layers into one archive: make save FILE=images.tar
+	@[ -n "$(FILE)" ] || { echo "make save FILE=path/of/the/archive.tar" >&2; exit 2; }
+	$(PYTHON) -m bundle.images $(VALUES_ARGS) save "$(FILE)"
+
+load: venv ## load the images of an archive made by make save, checked: make load FILE=images.tar
+	@[ -n "$(FILE)" ] || { echo "make load FILE=path/of/the/archive.tar" >&2; exit 2; }
+	$(PYTHON) -m bundle.images $(VALUES_ARGS) load "$(FILE)"
+
+backup: venv ## every volume of the enabled layers, consistently, into backups/<project>-backup-<time>.tar
+	$(PYTHON) -m bundle.backup backup $(if $(DIR),--dir "$(DIR)")
+
+restore: venv ## put a backup back onto the stopped stack: make restore FILE=backups/....tar
+	@[ -n "$(FILE)" ] || { echo "make restore FILE=backups/<project>-backup-<time>.tar" >&2; exit 2; }
+	$(PYTHON) -m bundle.backup restore "$(FILE)"
+
+upgrade: venv ## pull, back up, recreate what changed, wait for health; roll back if it is not reached
+	$(PYTHON) -m bundle.upgrade $(VALUES_ARGS) $(if $(DIR),--backup-dir "$(DIR)")
 
 down: ## stop the stack (volumes, and so all data, are kept)
 	$(COMPOSE) down --remove-orphans

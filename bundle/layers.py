@@ -22,6 +22,7 @@ class Layer:
     requires: tuple[str, ...]
     reloads: dict                       # service -> {paths, signal, metrics, metric}: re-read without a restart
     stored: dict                        # values path of a *_secret key -> {service, kind}: kept in its state
+    backup: dict                        # named volume -> how make backup copies it
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -43,7 +44,7 @@ def all_layers() -> list[Layer]:
     return [Layer(name=name, compose=row["compose"], templates=tuple(row.get("templates", ())),
                   jobs=row.get("jobs", {}), secrets=row.get("secrets", {}), users=row.get("users", {}),
                   requires=tuple(row.get("requires", ())), reloads=row.get("reloads", {}),
-                  stored=row.get("stored", {}))
+                  stored=row.get("stored", {}), backup=row.get("backup", {}))
             for name, row in table()["layers"].items()]
 
 

@@ -24,6 +24,10 @@ start_stack() {
         $compose up --detach --wait --wait-timeout "$timeout" --remove-orphans
 }
 
+# Every image is here before anything is stopped or recreated (scripts/pull.sh).
+pull_images() { scripts/pull.sh; }
+pull_images
+
 # The monitored platform's network is external to this project; create it when the
 # platform is not running yet so the stack can start first.
 network=$(sed -n "s/^APP_NETWORK='\(.*\)'$/\1/p" config/compose.env)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "live"))
 
-from bundle import DEFAULT_VALUES  # noqa: E402
+from bundle import DEFAULT_VALUES, archive, backup  # noqa: E402
 from bundle.cli import load  # noqa: E402
 from bundle.secrets import consumers, read_env  # noqa: E402
 from stack import SINK, alert_bound, compose, containers, platform  # noqa: E402
@@ -84,6 +84,7 @@ def stack_figures() -> None:
 
     alert_latency(values)
     secret_change_figures(values, make_values)
+    backup_figures()
 
 
 def pager_hits(status: str) -> list[dict]:
@@ -176,6 +177,25 @@ def secret_change_figures(values: dict, make_values: str) -> None:
                f"{var} changed in .env -> make up -> notification at the new URL, median of {len(times)}")
     figure("secret_apply_recreated_services", max(counts), "services",
            f"per run {counts}; consumers of {secret}: {len(used[secret])} ({', '.join(used[secret])})")
+def backup_figures() -> None:
+    """make backup on the running stack, then make restore onto it stopped (the demo
+    platform's sink stays attached: stopped, not removed), then start it again (not
+    waiting: up_to_healthy_seconds measured that)."""
+    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-backup-") as scratch:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bundle.backup", "backup", "--dir", scratch], cwd=ROOT, check=True,
+                       capture_output=True)
+        took = time.perf_counter() - start
+        path = next(Path(scratch).glob("*.tar"))
+        with archive.Reader(path, backup.KIND) as reader:
+            tsdb = reader.manifest["members"]["volumes/prometheus-data.tar"]["bytes"] / 2**20
+        figure("backup_seconds", took, "s", f"Prometheus TSDB of {tsdb:.1f} MiB and Alertmanager, each stopped briefly")
+        compose("stop")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bundle.backup", "restore", str(path)], cwd=ROOT, check=True,
+                       capture_output=True)
+        figure("restore_seconds", time.perf_counter() - start, "s", "the same archive onto the stopped stack")
+        compose("up", "--detach")
 
 
 def main() -> int:

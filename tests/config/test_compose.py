@@ -5,11 +5,14 @@ credentials in any committed file."""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import itertools
 import json
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -325,3 +328,99 @@ def test_a_new_receiver_needs_only_values_and_env(root, run_render, tmp_path):
     am = first.yaml("alertmanager/alertmanager.yml")
     pager = next(r for r in am["receivers"] if r["name"] == "pager")
     assert pager["webhook_configs"][0]["url_file"] == "/run/secrets/pager_url"
+
+
+# README "Hardening": the exceptions to the shared settings (config/compose.overlay.yml:
+# no capability, no new privileges, a PID limit). Written from the README table.
+CAPABILITIES = {"jaeger-volume-init": {"CHOWN", "DAC_READ_SEARCH"}}
+PIDS = {"elasticsearch": 4096, "logstash": 1024}
+
+
+def test_every_service_is_hardened_unless_the_readme_says_why(rendered):
+    for combination, (_, model, _) in rendered.items():
+        for name, service in model["services"].items():
+            where = (combination, name)
+            assert service.get("cap_drop") == ["ALL"], where
+            assert set(service.get("cap_add") or []) == CAPABILITIES.get(name, set()), where
+            assert "no-new-privileges:true" in service.get("security_opt", []), where
+            assert service.get("pids_limit") == PIDS.get(name, 256), where
+            assert service["logging"]["options"]["max-size"], where
+
+
+# ---------------------------------------------------------------- healthchecks
+# The checks that parse an answer run here, as Docker runs them (bash -c, with Compose's
+# $$ turned into $), against a server that answers as the service does when healthy and
+# when not (bodies shaped as in the services' API documentation).
+
+class Answers(http.server.BaseHTTPRequestHandler):
+    routes: dict = {}
+    password = ""
+
+    def do_GET(self):
+        status, body = self.routes.get(self.path.split("?")[0], (404, "{}"))
+        if self.password and self.headers.get("Authorization") != "Basic " + base64.b64encode(
+                f"elastic:{self.password}".encode()).decode():
+            status, body = 401, '{"error":"missing authentication credentials"}'
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def run_check(full, service: str, port: int, routes: dict, password: str = "", tmp_path=None) -> int:
+    test = full["services"][service]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"], test
+    handler = type("Handler", (Answers,), {"routes": routes, "password": password})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # `docker compose config` prints $ escaped as $$, as the Compose file has it.
+        script = re.sub(r"127\.0\.0\.1([:/])" + str(port), rf"127.0.0.1\g<1>{server.server_address[1]}",
+                        test[3].replace("$$", "$"))
+        env = {"PATH": "/usr/bin:/bin"}
+        if password:
+            secret = tmp_path / "elastic_password"
+            secret.write_text(password)
+            env["ELASTIC_PASSWORD_FILE"] = str(secret)
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, timeout=20).returncode
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+HEALTH_REPORT = ('{"host":"logstash","version":"9.5.7","status":"%s","pipeline":{"workers":2},'
+                 '"indicators":{"pipelines":{"status":"%s","indicators":{"main":{"status":"%s"}}}}}')
+
+
+@pytest.mark.parametrize("top, inner, healthy", [("green", "green", True), ("yellow", "yellow", True),
+                                                 ("red", "green", False), ("unknown", "green", False),
+                                                 ("green", "red", True)])
+def test_the_logstash_check_reads_the_top_status_of_the_health_report(full, top, inner, healthy):
+    body = HEALTH_REPORT % (top, inner, inner)
+    assert (run_check(full, "logstash", 9600, {"/_health_report": (200, body)}) == 0) == healthy
+
+
+def test_the_kibana_check_wants_available(full):
+    ok = '{"status":{"overall":{"level":"available"}}}'
+    degraded = '{"status":{"overall":{"level":"degraded"}}}'
+    assert run_check(full, "kibana", 5601, {"/api/status": (200, ok)}) == 0
+    assert run_check(full, "kibana", 5601, {"/api/status": (200, degraded)}) != 0
+    assert run_check(full, "kibana", 5601, {"/api/status": (503, '{"status":{"overall":{"level":"unavailable"}}}')}) != 0
+
+
+def test_the_apm_server_check_speaks_http_over_bash_alone(full):
+    assert run_check(full, "apm-server", 8200, {"/": (200, '{"version":"9.5.7"}')}) == 0
+    assert run_check(full, "apm-server", 8200, {"/": (503, '{"error":"not ready"}')}) != 0
+    assert run_check(full, "apm-server", 8200, {}) != 0
+
+
+def test_the_elasticsearch_check_authenticates_and_wants_yellow(full, tmp_path):
+    routes = {"/_cluster/health": (200, '{"status":"yellow"}')}
+    assert run_check(full, "elasticsearch", 9200, routes, password="pw-1", tmp_path=tmp_path) == 0
+    handler_wrong = {"/_cluster/health": (408, '{"status":"red","timed_out":true}')}
+    assert run_check(full, "elasticsearch", 9200, handler_wrong, password="pw-1", tmp_path=tmp_path) != 0
