@@ -45,7 +45,7 @@ from pathlib import Path
 from . import ROOT, layers
 from .errors import InputError
 from .formats import comment, to_document
-from .secrets import read_env
+from .secrets import SECRETS_DIR, SOURCES_FILE, read_env
 
 LABEL = "org.obsbundle.inputs"
 PROJECT_LABEL = "com.docker.compose.project"
@@ -165,8 +165,26 @@ class Inputs:
     reloaded: dict[str, Path] = field(default_factory=dict)   # input name -> host file it re-reads
 
 
+def secret_files(directory: Path, env: dict[str, str]) -> dict[str, tuple[str, bytes]]:
+    """secret file of .secrets/ -> (its input name, its content): the file as the last
+    render wrote it and the .env values it is made of now, so a secret changed in .env is
+    stale before the next render too. The name is that of the declared secrets it is made
+    of, as users know them (redis_password_map: secret:redis_password)."""
+    path = directory / SOURCES_FILE
+    sources = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    out = {}
+    for name, spec in sources.items():
+        file = directory / name
+        content = file.read_bytes() if file.is_file() else b"\0missing"
+        content += b"".join(b"\0" + env.get(var, "").encode() for var in spec["env"])
+        out[name] = ("secret:" + "+".join(spec["secrets"]), content)
+    return out
+
+
 def service_inputs(checkout: Checkout, model: dict) -> dict[str, Inputs]:
     env = read_env(checkout.env_file) if checkout.env_file.exists() else {}
+    secrets_dir = checkout.env_file.parent / SECRETS_DIR
+    made = secret_files(secrets_dir, env)
     declared = model.get("secrets") or {}
     reloads = reload_specs()
     out: dict[str, Inputs] = {}
@@ -182,7 +200,11 @@ def service_inputs(checkout: Checkout, model: dict) -> dict[str, Inputs]:
                 inputs.created[f"secret:{source}"] = value.encode()
             elif "file" in spec:
                 path = Path(spec["file"])
-                inputs.created[f"secret:{source}"] = path.read_bytes() if path.is_file() else b"\0missing"
+                if path.parent == secrets_dir and path.name in made:
+                    input_name, content = made[path.name]
+                    inputs.created[input_name] = content
+                else:
+                    inputs.created[f"secret:{source}"] = path.read_bytes() if path.is_file() else b"\0missing"
         hot = reloads.get(name, {}).get("paths", [])
         for volume in service.get("volumes") or []:
             if volume.get("type") != "bind":

@@ -152,6 +152,26 @@ def file_contents(values: dict, env: dict[str, str]) -> dict[str, str]:
     return out
 
 
+# Next to the secret files: which declared secrets (and .env variables) each one is made
+# of, so bundle/drift.py sees a secret changed in .env before the next render writes it.
+SOURCES_FILE = ".sources.json"
+
+
+def file_sources(values: dict) -> dict[str, dict[str, list[str]]]:
+    """secret file -> {"secrets": the declared secrets its content comes from (a formatted
+    file: the secrets it replaces; any other: itself), "env": their .env variables}."""
+    references = list(secret_references(values))
+    out = {}
+    for name in file_readers(values):
+        if name in FORMATTED:
+            prefix = FORMATTED[name][1]
+            made_of = sorted({secret for path, secret in references if _under(path, prefix)})
+        else:
+            made_of = [name]
+        out[name] = {"secrets": made_of, "env": [values["secrets"][secret]["env"] for secret in made_of]}
+    return out
+
+
 # ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER and the extended attribute
 # layout of <linux/posix_acl_xattr.h> (version 2; entries tag, perm, id; -1 for "no id").
 _ACL = {"user_obj": 0x01, "user": 0x02, "group_obj": 0x04, "mask": 0x10, "other": 0x20}
@@ -197,8 +217,12 @@ def write_secret_files(values: dict, env: dict[str, str], directory: Path) -> li
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SOURCES_FILE}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(file_sources(values), fh, indent=1, sort_keys=True)
+    os.replace(tmp, directory / SOURCES_FILE)
     for stale in directory.iterdir():
-        if stale.is_file() and stale.name not in contents:
+        if stale.is_file() and stale.name not in contents and stale.name != SOURCES_FILE:
             stale.unlink()
     return warnings
 

@@ -372,7 +372,7 @@ class Answers(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run_check(full, service: str, port: int, routes: dict, password: str = "", tmp_path=None) -> int:
+def run_check(full, service: str, port: int, routes: dict, password: str = "") -> int:
     test = full["services"][service]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "bash", "-c"], test
     handler = type("Handler", (Answers,), {"routes": routes, "password": password})
@@ -380,14 +380,12 @@ def run_check(full, service: str, port: int, routes: dict, password: str = "", t
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         # `docker compose config` prints $ escaped as $$, as the Compose file has it.
-        script = re.sub(r"127\.0\.0\.1([:/])" + str(port), rf"127.0.0.1\g<1>{server.server_address[1]}",
+        # The check's address: loopback, or the service's stack-only alias.
+        address = r"(?:127\.0\.0\.1|" + re.escape(service) + r"\.stack)"
+        script = re.sub(address + "([:/])" + str(port), rf"127.0.0.1\g<1>{server.server_address[1]}",
                         test[3].replace("$$", "$"))
-        env = {"PATH": "/usr/bin:/bin"}
-        if password:
-            secret = tmp_path / "elastic_password"
-            secret.write_text(password)
-            env["ELASTIC_PASSWORD_FILE"] = str(secret)
-        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, timeout=20).returncode
+        return subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                              timeout=20).returncode
     finally:
         server.shutdown()
         server.server_close()
@@ -419,8 +417,10 @@ def test_the_apm_server_check_speaks_http_over_bash_alone(full):
     assert run_check(full, "apm-server", 8200, {}) != 0
 
 
-def test_the_elasticsearch_check_authenticates_and_wants_yellow(full, tmp_path):
-    routes = {"/_cluster/health": (200, '{"status":"yellow"}')}
-    assert run_check(full, "elasticsearch", 9200, routes, password="pw-1", tmp_path=tmp_path) == 0
-    handler_wrong = {"/_cluster/health": (408, '{"status":"red","timed_out":true}')}
-    assert run_check(full, "elasticsearch", 9200, handler_wrong, password="pw-1", tmp_path=tmp_path) != 0
+def test_the_elasticsearch_check_wants_security_on_and_sends_no_password(full):
+    """Up with security on: an anonymous request is refused with 401 (the stub refuses
+    every request without elastic's password, so a check that sent one would fail)."""
+    info = {"/": (200, '{"name":"es","tagline":"You Know, for Search"}')}
+    assert run_check(full, "elasticsearch", 9200, info, password="pw-1") == 0
+    assert run_check(full, "elasticsearch", 9200, info) != 0, "security off must not count as healthy"
+    assert run_check(full, "elasticsearch", 9200, {"/": (503, '{"error":"starting"}')}) != 0

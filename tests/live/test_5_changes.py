@@ -174,16 +174,17 @@ def test_exporter_passwords_reach_their_exporters_alone(stack_values, overlays, 
     def set_redis_password(password: str) -> None:
         platform("exec", "-T", "redis", "redis-cli", "CONFIG", "SET", "requirepass", password)
 
-    def unset_redis_password() -> None:
-        # Works whether or not the password was set (redis-cli goes on after a failed AUTH).
+    def restore_redis_password() -> None:
+        # Whether or not the new password was set: if it was not, the AUTH fails and Redis
+        # still has the platform's own password.
         platform("exec", "-T", "redis", "redis-cli", "-a", new[redis_var], "--no-auth-warning",
-                 "CONFIG", "SET", "requirepass", "")
+                 "CONFIG", "SET", "requirepass", originals[redis_var])
 
     def quote(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
 
-    # Clients of the demo platform use Redis without a password: keep RedisDown quiet
-    # while it asks for one.
+    # The demo platform's clients keep the old password: keep RedisDown quiet while
+    # Redis asks for another one.
     quiet = silence(alertmanager, 15, alertname="Redis.*")
     try:
         psql(f"ALTER ROLE {pg['user']} PASSWORD {quote(new[pg_var])}")
@@ -205,11 +206,11 @@ def test_exporter_passwords_reach_their_exporters_alone(stack_values, overlays, 
                  timeout=30, services=("redis-exporter",))
     finally:
         psql(f"ALTER ROLE {pg['user']} PASSWORD {quote(originals[pg_var])}")
-        unset_redis_password()
+        restore_redis_password()
         edit_env(originals)
         restored = make("up", overlays)
         assert restored.returncode == 0, restored.stdout + restored.stderr
-        wait_for("redis_exporter back to Redis without a password",
+        wait_for("redis_exporter back to Redis with its first password",
                  lambda: metric("redis-exporter", 9121, "redis_up") == 1, timeout=30, services=("redis-exporter",))
         wait_for("RedisDown no longer active in Alertmanager", lambda: not [
             a for a in alertmanager.get("/api/v2/alerts", active="true")

@@ -13,7 +13,7 @@ import jinja2
 import pytest
 
 from bundle.formats import logstash_string
-from bundle.secrets import read_env
+from bundle.secrets import SOURCES_FILE, read_env
 from bundle.templates import environment
 
 pytestmark = pytest.mark.unit
@@ -442,7 +442,8 @@ def test_secret_files_are_readable_by_their_services_users_only(run_render, tmp_
     env = read_env(result.env_file)
     directory = tmp_path / ".secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert sorted(p.name for p in directory.iterdir()) == sorted(SECRET_READERS)
+    assert sorted(p.name for p in directory.iterdir() if p.name != SOURCES_FILE) == sorted(SECRET_READERS)
+    assert stat.S_IMODE((directory / SOURCES_FILE).stat().st_mode) == 0o600
     for name, uids in SECRET_READERS.items():
         path = directory / name
         acl = acl_entries(path)
@@ -467,7 +468,7 @@ def test_secret_files_follow_the_layers(run_render, tmp_path):
     assert run_render().code == 0
     (tmp_path / ".secrets" / ".kibana_encryption_key.tmp123").write_text("left by a killed render")
     assert run_render({"layers": {"logs": False, "apm": False, "dashboards": False}}).code == 0
-    assert sorted(p.name for p in (tmp_path / ".secrets").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / ".secrets").iterdir() if p.name != SOURCES_FILE) == [
         "postgres_exporter_password", "redis_password_map", "slack_critical_webhook_url", "slack_warning_webhook_url",
         "smtp_password"]
 

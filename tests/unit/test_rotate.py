@@ -256,17 +256,17 @@ def test_a_quoted_value_is_written_to_env(checkout):
 
 def test_a_secret_no_service_keeps_goes_to_env_and_make_up(checkout):
     work, es, _ = checkout
-    result = rotate(work, "start", "slack_webhook_url", "https://hooks.example.com/new one")
+    result = rotate(work, "start", "slack_warning_webhook_url", "https://hooks.example.com/new one")
     assert result.returncode == 0, result.stderr
-    assert env_value(work, "SLACK_WEBHOOK_URL") == "https://hooks.example.com/new one"
-    assert "consumers of slack_webhook_url: alertmanager" in result.stdout
+    assert env_value(work, "SLACK_WARNING_WEBHOOK_URL") == "https://hooks.example.com/new one"
+    assert "consumers of slack_warning_webhook_url: alertmanager" in result.stdout
     assert es.calls == []
 
 
 @pytest.mark.parametrize("secret, value, message", [
-    ("slack_webhook_url", None, "SECRET=slack_webhook_url: SLACK_WEBHOOK_URL comes from outside the bundle"),
+    ("slack_warning_webhook_url", None, "SECRET=slack_warning_webhook_url: SLACK_WARNING_WEBHOOK_URL comes from outside the bundle"),
     ("nope", "x", "SECRET=nope: no such secret in values `secrets`"),
-    ("slack_webhook_url", "ends in a backslash\\", "VALUE: SLACK_WEBHOOK_URL cannot be written to .env as given"),
+    ("slack_warning_webhook_url", "ends in a backslash\\", "VALUE: SLACK_WARNING_WEBHOOK_URL cannot be written to .env as given"),
 ])
 def test_refused_before_anything_changes(checkout, secret, value, message):
     work, es, _ = checkout
