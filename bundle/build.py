@@ -38,6 +38,7 @@ def files(values: dict, source: Source | None = None) -> dict[str, str]:
         compose_files=[layer.compose for layer in on] + ["config/compose.overlay.yml"],
         scrape_jobs=layers.scrape_jobs(values),
         alertmanager_receivers=notifications.receivers(values),
+        alertmanager_route=notifications.route(values),
     )
     for name in templates.names(values):
         header = templates.HEADER.format(template=name)
