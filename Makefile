@@ -13,8 +13,8 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-live \
-	test-instrumentation bench bench-instrumentation fullstack fuzz
+.PHONY: help venv tools generate render check up down ps logs reload clean smoke smoke-notify test test-unit \
+	test-config test-live test-instrumentation bench bench-instrumentation fullstack fuzz
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,13 +66,20 @@ reload: venv ## render + validate, then make Prometheus and Alertmanager load it
 clean: ## stop the stack and DELETE its volumes (all stored metrics, logs, traces)
 	$(COMPOSE) down --remove-orphans --volumes
 
+# Point these at production: read-only (smoke-notify sends one alert to a test receiver).
+smoke: venv ## check a running stack, read-only, < 60 s; remote with SMOKE_*_URL; SMOKE_ARGS="--junit F --json"
+	@$(PYTHON) -m bundle.smoke $(VALUES_ARGS) $(SMOKE_ARGS)
+
+smoke-notify: venv ## one test alert to smoke.notify_receiver only: wait until delivered, then resolve it
+	@$(PYTHON) -m bundle.smoke.notify $(VALUES_ARGS) $(SMOKE_ARGS)
+
 test-unit: venv ## render unit tests (no external tools)
 	$(PYTHON) -m pytest -m unit
 
 test-config: venv ## the real validators on the rendered config (needs make tools or Docker)
 	$(PYTHON) -m pytest -m config
 
-test-live: venv ## smoke tests against the running stack (after make up)
+test-live: venv ## tests of the bundle against a test stack (restarts, reloads, faults: never production)
 	$(PYTHON) -m pytest -m live
 
 test-instrumentation: instrumentation/.venv/.installed ## the reference instrumentation: unit + integration tests
@@ -88,6 +95,7 @@ fullstack: venv ## on a Docker host that can pull images: every layer + the demo
 	$(PYTHON) render.py --require-validators --values tests/values/live.yaml
 	tests/platform/env.sh
 	PLATFORM_BASE=debian:forky tests/platform/build.sh
+	tests/platform/up.sh
 	$(MAKE) up VALUES=tests/values/live.yaml
 	tests/platform/up.sh
 	FULLSTACK=1 LIVE_REQUIRE_PLATFORM=1 $(MAKE) test VALUES=tests/values/live.yaml
