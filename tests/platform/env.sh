@@ -19,4 +19,5 @@ set_if_empty POSTGRES_EXPORTER_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr
 set_if_empty SMTP_PASSWORD "unused-by-the-sink"
 set_if_empty SLACK_WEBHOOK_URL "http://sink:8080/slack"
 set_if_empty ONCALL_WEBHOOK_URL "http://sink:8080/oncall"
+set_if_empty SMOKE_WEBHOOK_URL "http://sink:8080/smoke"
 
