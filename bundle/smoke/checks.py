@@ -150,7 +150,7 @@ def containers(ctx: Context) -> str:
             problems.append(f"{service}: no container (make up)")
         elif row["State"] != "running":
             problems.append(f"{service}: {row['State']} ({row.get('Status', '')})")
-        elif row.get("Health") not in ("", "healthy"):
+        elif (row.get("Health") or "") not in ("", "healthy"):
             problems.append(f"{service}: {row['Health']}")
     for job in jobs:
         row = state.get(job)

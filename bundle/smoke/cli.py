@@ -75,7 +75,8 @@ def endpoints(values: dict, environ: dict, dotenv: dict) -> dict[str, Endpoint]:
                 None if remote else local_secret(values, dotenv, values["apm"]["secret_token_secret"]))
         if token:
             headers["Authorization"] = f"Bearer {token}"
-            user = password = None if service == "grafana" else user
+            if service == "grafana":  # a token instead of the admin login
+                user = password = None
         out[service] = Endpoint(name=service, url=url, auth=(user, password or "") if user else None,
                                 headers=headers, verify=verify,
                                 missing=f"set SMOKE_{part}_URL, or --skip {service.split('-')[0]}")

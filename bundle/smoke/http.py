@@ -26,6 +26,10 @@ class Unreachable(SmokeError):
     pass
 
 
+class NotSetUp(SmokeError):
+    """What the command needs is not configured: the message says how to set it up."""
+
+
 class OutOfTime(SmokeError):
     pass
 

@@ -31,7 +31,7 @@ from ..secrets import read_env
 from . import FAILED, PASSED, UNUSABLE
 from .cli import endpoints
 from .compare import matcher
-from .http import Budget, Client, ReadOnlySession, SmokeError
+from .http import Budget, Client, NotSetUp, ReadOnlySession, SmokeError
 
 ALERTNAME = "BundleSmokeNotify"
 GUIDANCE = """make smoke-notify: no receiver for test notifications is configured (smoke.notify_receiver).
@@ -59,7 +59,7 @@ def counters(prometheus: Client, receiver: str) -> dict[str, float]:
         body = prometheus.json("/api/v1/query", {"query": f'sum(alertmanager_{name}{{receiver_name="{receiver}"}})'})
         result = body["data"]["result"]
         if not result:
-            raise SmokeError(f"Prometheus has no alertmanager_{name} for receiver {receiver}: Alertmanager must run "
+            raise NotSetUp(f"Prometheus has no alertmanager_{name} for receiver {receiver}: Alertmanager must run "
                              "with --enable-feature=receiver-name-in-metrics (compose/core.yml does) and be scraped")
         out[name] = float(result[0]["value"][1])
     out["delivered"] = out["notification_requests_total"] - out["notification_requests_failed_total"]
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         start = counters(prometheus, receiver)
     except SmokeError as error:
         print(f"make smoke-notify: {error}", file=sys.stderr)
-        return FAILED
+        return UNUSABLE if isinstance(error, NotSetUp) else FAILED
 
     token = secrets.token_hex(6)
     now = datetime.now(timezone.utc)
