@@ -11,8 +11,7 @@ images can be pulled)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,13 +20,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
-from bundle.smoke import cli, layer_checks  # noqa: F401  (registers the checks)
+from bundle.checks import check_values
+from bundle.errors import InputError
+from bundle.notifications import route
+from bundle.smoke import cli, layer_checks, notify  # noqa: F401  (registers the checks)
 from bundle.smoke.checks import CHECKS, Context, Fail, Skip
 from bundle.smoke.expect import Expected
 from bundle.smoke.http import Budget, Client, Endpoint, ReadOnlySession, SmokeError, Unreachable
 from bundle.smoke.queries import logstash_dlq_growth, logstash_events, otelcol
 from bundle.smoke.report import Report, Result, junit, to_json
-from bundle.values import merge
+from bundle.values import Source, merge
 
 pytestmark = pytest.mark.unit
 
@@ -61,7 +63,7 @@ class Fake:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
 
 @pytest.fixture
@@ -373,53 +375,59 @@ def test_json_report_has_the_documented_shape():
     assert set(data["checks"][1]) == {"id", "title", "status", "message", "details", "seconds"}
 
 
-def smoke_cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bundle.smoke", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd)
+def smoke_main(monkeypatch, capsys, *args, env: dict | None = None) -> tuple[int, str, str]:
+    """`python -m bundle.smoke ARGS` in this process, with only `env` as SMOKE_* variables."""
+    for name in [n for n in os.environ if n.startswith("SMOKE_")]:
+        monkeypatch.delenv(name)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exit:  # argparse's usage errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_a_remote_stack_that_does_not_answer_fails_every_check_with_its_reason(root, tmp_path):
+def test_a_remote_stack_that_does_not_answer_fails_every_check_with_its_reason(monkeypatch, capsys, tmp_path):
     """No stack: exit 1, each check says what did not answer or what to set; the JSON on
-    stdout and the JUnit file parse; no traceback."""
-    env = {"PATH": "/usr/bin:/bin", "SMOKE_PROMETHEUS_URL": "http://127.0.0.1:9",
-           "SMOKE_ALERTMANAGER_URL": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-m", "bundle.smoke", "--json", "--junit", str(tmp_path / "s.xml")],
-                          capture_output=True, text=True, env=env, cwd=root)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    report = json.loads(proc.stdout)
+    stdout and the JUnit file parse."""
+    env = {"SMOKE_PROMETHEUS_URL": "http://127.0.0.1:9", "SMOKE_ALERTMANAGER_URL": "http://127.0.0.1:9"}
+    code, out, err = smoke_main(monkeypatch, capsys, "--json", "--junit", str(tmp_path / "s.xml"), env=env)
+    assert code == 1, err
+    report = json.loads(out)
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["stack.containers"]["status"] == "skip"
     assert "did not answer" in checks["prometheus.targets"]["message"]
     assert "set SMOKE_GRAFANA_URL, or --skip grafana" in checks["grafana.health"]["message"]
-    assert len(proc.stderr.strip().splitlines()) == len(checks) + 1  # one line per check + summary
+    assert len(err.strip().splitlines()) == len(checks) + 1  # one line per check + summary
     assert JUnitXml.fromfile(str(tmp_path / "s.xml"))
 
 
-def test_skipped_checks_do_not_fail_the_run(root):
-    env = {"PATH": "/usr/bin:/bin", "SMOKE_PROMETHEUS_URL": "http://127.0.0.1:9"}
+def test_skipped_checks_do_not_fail_the_run(monkeypatch, capsys):
     skip = [a for s in ("stack", "prometheus", "alertmanager", "alerts", "grafana", "elasticsearch", "logstash",
                         "kibana", "jaeger", "apm") for a in ("--skip", s)]
-    proc = smoke_cli(*skip, env=env, cwd=root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "0 passed, 0 failed, 22 skipped" in proc.stdout
+    code, out, _ = smoke_main(monkeypatch, capsys, *skip, env={"SMOKE_PROMETHEUS_URL": "http://127.0.0.1:9"})
+    assert code == 0, out
+    assert "0 passed, 0 failed, 22 skipped" in out
 
 
-def test_usage_and_values_errors_exit_2_with_one_line(root, tmp_path):
+def test_usage_and_values_errors_exit_2_with_one_line(monkeypatch, capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("smoke:\n  logs_max_age: 15 minutes\n")
-    proc = smoke_cli("--values", str(bad), cwd=root)
-    assert proc.returncode == 2 and "smoke.logs_max_age: expected a duration" in proc.stderr, proc.stderr
-    proc = smoke_cli("--skip", "grafna", cwd=root)
-    assert proc.returncode == 2 and "no such check" in proc.stderr
+    code, _, err = smoke_main(monkeypatch, capsys, "--values", str(bad))
+    assert code == 2 and "smoke.logs_max_age: expected a duration" in err, err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = smoke_main(monkeypatch, capsys, "--skip", "grafna")
+    assert code == 2 and "no such check" in err
 
 
-def test_list_names_the_checks_of_the_enabled_layers(root, tmp_path):
+def test_list_names_the_checks_of_the_enabled_layers(monkeypatch, capsys, tmp_path):
     core = tmp_path / "core.yaml"
     core.write_text("layers: {dashboards: false, logs: false, tracing: false, apm: false}\n")
-    listed = smoke_cli("--list", "--values", str(core), cwd=root).stdout
+    _, listed, _ = smoke_main(monkeypatch, capsys, "--list", "--values", str(core))
     assert "prometheus.targets" in listed and "grafana" not in listed
-    assert "grafana.datasources" in smoke_cli("--list", cwd=root).stdout
+    assert "grafana.datasources" in smoke_main(monkeypatch, capsys, "--list")[1]
 
 
 # ---------------------------------------------------------------- endpoints
@@ -449,32 +457,45 @@ def test_remote_endpoints_come_from_the_environment_only(values):
 # ---------------------------------------------------------------- smoke-notify
 
 
-def test_smoke_notify_refuses_without_its_receiver_and_says_how(root):
-    proc = subprocess.run([sys.executable, "-m", "bundle.smoke.notify"], capture_output=True, text=True, cwd=root)
-    assert proc.returncode == 2
-    assert "smoke.notify_receiver" in proc.stderr and "make reload" in proc.stderr and "notify_receiver: smoke-test" in proc.stderr
+def test_smoke_notify_refuses_without_its_receiver_and_says_how(capsys):
+    assert notify.main([]) == 2
+    err = capsys.readouterr().err
+    assert "smoke.notify_receiver" in err and "make reload" in err and "notify_receiver: smoke-test" in err
 
 
-def test_smoke_notify_refuses_a_receiver_real_alerts_reach(run_render):
-    result = run_render({"smoke": {"notify_receiver": "oncall-webhook"}})
-    assert result.code == 1
-    assert "receiver 'oncall-webhook' also gets real alerts (alertmanager.route.routes[1].receiver)" in result.stderr
+def values_with(values: dict, overlay: dict) -> dict:
+    return merge(values, overlay)
 
 
-def test_the_smoke_route_sends_the_smoke_alert_to_its_receiver_alone(run_render):
-    result = run_render({
+def refusals(values: dict) -> list[str]:
+    try:
+        check_values(values, Source())
+    except InputError as error:
+        return error.problems
+    return []
+
+
+def test_smoke_notify_refuses_a_receiver_real_alerts_reach(values):
+    [problem] = refusals(values_with(values, {"smoke": {"notify_receiver": "oncall-webhook"}}))
+    assert "receiver 'oncall-webhook' also gets real alerts (alertmanager.route.routes[1].receiver)" in problem
+    [problem] = refusals(values_with(values, {"smoke": {"notify_receiver": "nobody"}}))
+    assert "receiver 'nobody' is not defined under alertmanager.receivers" in problem
+
+
+def test_the_smoke_route_sends_the_smoke_alert_to_its_receiver_alone(values):
+    mine = values_with(values, {
         "secrets": {"test_url": {"env": "TEST_URL", "generate": False, "description": "test channel"}},
         "alertmanager": {"receivers": {"tests": {"webhook_configs": [{"url_secret": "test_url"}]}}},
         "smoke": {"notify_receiver": "tests"},
     })
-    assert result.code == 0, result.stderr
-    routes = result.yaml("alertmanager/alertmanager.yml")["route"]["routes"]
+    assert refusals(mine) == []
+    routes = route(mine)["routes"]
     assert routes[0]["receiver"] == "tests" and routes[0]["matchers"] == ['smoke_notify=~".+"']
-    assert routes[0]["continue"] is False and [r["receiver"] for r in routes[1:]] == [
-        "oncall-slack", "oncall-webhook", "ops-email"]
-    assert run_render().yaml("alertmanager/alertmanager.yml")["route"]["routes"][0]["receiver"] == "oncall-slack"
+    assert routes[0]["continue"] is False
+    assert [r["receiver"] for r in routes[1:]] == [r["receiver"] for r in values["alertmanager"]["route"]["routes"]]
+    assert route(values) == values["alertmanager"]["route"]
 
 
-def test_jobs_allowed_down_must_exist(run_render):
-    result = run_render({"smoke": {"targets_may_be_down": {"flowr": "typo"}}})
-    assert result.code == 1 and "smoke.targets_may_be_down.flowr: 'flowr' is not a scrape job" in result.stderr
+def test_jobs_allowed_down_must_exist(values):
+    [problem] = refusals(values_with(values, {"smoke": {"targets_may_be_down": {"flowr": "typo"}}}))
+    assert "smoke.targets_may_be_down.flowr: 'flowr' is not a scrape job" in problem

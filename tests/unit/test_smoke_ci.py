@@ -107,7 +107,7 @@ def test_the_live_level_runs_next_to_the_demo_platform_or_when_declared_disposab
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         proc = collect_live(root, LIVE_SINK=f"http://127.0.0.1:{server.server_port}")
         assert proc.returncode == 0, proc.stdout + proc.stderr
