@@ -88,7 +88,7 @@ test-instrumentation: instrumentation/.venv/.installed ## the reference instrume
 fuzz: venv ## the property-based test of render.py with many random examples (FUZZ_EXAMPLES=2000)
 	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -m config tests/config/test_property.py --hypothesis-show-statistics
 
-test: venv test-instrumentation ## every test: instrumentation, unit, config, and live against the running stack
+test: venv test-instrumentation ## every test: instrumentation, unit, config, and live (only against a test stack)
 	$(PYTHON) -m pytest
 
 fullstack: venv ## on a Docker host that can pull images: every layer + the demo platform, then every test
