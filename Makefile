@@ -13,9 +13,9 @@ VALUES_ARGS := $(foreach f,$(SITE) $(VALUES),--values $(f))
 export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
-.PHONY: help venv tools generate render check doctor status pull up down ps logs reload rotate clean test \
-	test-unit test-config test-contract test-live test-instrumentation bench bench-instrumentation fullstack fuzz \
-	mutate save load backup restore upgrade
+.PHONY: help venv tools generate render check doctor status pull up down ps logs reload rotate clean smoke \
+	smoke-notify test test-unit test-config test-contract test-live test-instrumentation bench bench-instrumentation \
+	fullstack fuzz mutate save load backup restore upgrade
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,6 +104,13 @@ rotate: venv ## change a secret in .env and in every service using it: make rota
 clean: ## stop the stack and DELETE its volumes (all stored metrics, logs, traces)
 	$(COMPOSE) down --remove-orphans --volumes
 
+# Point these at production: read-only (smoke-notify sends one alert to a test receiver).
+smoke: venv ## check a running stack, read-only, < 60 s; remote with SMOKE_*_URL; SMOKE_ARGS="--junit F --json"
+	@$(PYTHON) -m bundle.smoke $(VALUES_ARGS) $(SMOKE_ARGS)
+
+smoke-notify: venv ## one test alert to smoke.notify_receiver only: wait until delivered, then resolve it
+	@$(PYTHON) -m bundle.smoke.notify $(VALUES_ARGS) $(SMOKE_ARGS)
+
 test-unit: venv ## render unit tests (no external tools)
 	$(PYTHON) -m pytest -m unit
 
@@ -113,7 +120,7 @@ test-config: venv ## the real validators on the rendered config (needs make tool
 test-contract: venv ## the defaults users rely on (tests/contract/guide.py) on the config values.yaml renders
 	$(PYTHON) -m pytest -m contract
 
-test-live: venv ## smoke tests against the running stack (after make up)
+test-live: venv ## tests of the bundle against a test stack (restarts, reloads, faults: never production)
 	$(PYTHON) -m pytest -m live
 
 test-instrumentation: instrumentation/.venv/.installed ## the reference instrumentation: unit + integration tests
@@ -122,7 +129,7 @@ test-instrumentation: instrumentation/.venv/.installed ## the reference instrume
 fuzz: venv ## the property-based test of render.py with many random examples (FUZZ_EXAMPLES=2000)
 	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -m config tests/config/test_property.py --hypothesis-show-statistics
 
-test: venv test-instrumentation ## every test: instrumentation, unit, config, and live against the running stack
+test: venv test-instrumentation ## every test: instrumentation, unit, config, and live (only against a test stack)
 	$(PYTHON) -m pytest
 
 fullstack: venv ## on a Docker host that can pull images: every layer + the demo platform, then every test
@@ -130,6 +137,7 @@ fullstack: venv ## on a Docker host that can pull images: every layer + the demo
 	tests/platform/env.sh
 	PLATFORM_BASE=debian:forky tests/platform/build.sh
 	scripts/clean-slate.sh
+	tests/platform/up.sh
 	$(MAKE) up VALUES=tests/values/live.yaml
 	tests/platform/up.sh
 	FULLSTACK=1 LIVE_REQUIRE_PLATFORM=1 $(MAKE) test VALUES=tests/values/live.yaml

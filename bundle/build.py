@@ -41,6 +41,7 @@ def files(values: dict, source: Source | None = None) -> dict[str, str]:
         alertmanager_receivers=notifications.receivers(values),
         es_roles=elasticsearch.roles(values),
         es_users=elasticsearch.users(values),
+        alertmanager_route=notifications.route(values),
     )
     for name in templates.names(values):
         header = templates.HEADER.format(template=name)

@@ -54,6 +54,8 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
                 problems.append(f"{source.where(where)}: {dotted(where)}: the {layer.name} layer needs the "
                                 f"{needed} layer; switch layers.{needed} on too")
 
+    problems += smoke_problems(values, source)
+
     declared = sorted(values["secrets"])
     for where, name in secret_references(values):
         if name not in declared:
@@ -112,6 +114,30 @@ def tls_problems(values: dict, source: Source) -> list[str]:
         where = ("apm", "tls", "enabled")
         problems.append(f"{source.where(where)}: {dotted(where)}: APM agents would send the secret token in clear "
                         f"to {bind}; with a bind_address beyond loopback, enable apm.tls (or switch layers.apm off)")
+    return problems
+
+
+def smoke_problems(values: dict, source: Source) -> list[str]:
+    """`smoke`: the jobs allowed down exist, and the smoke-notify receiver exists and is
+    reached by no route of the values (its synthetic alert must page nobody)."""
+    problems = []
+    jobs = list(layers.scrape_jobs(values))
+    for job in values["smoke"]["targets_may_be_down"]:
+        if job not in jobs:
+            where = ("smoke", "targets_may_be_down", job)
+            problems.append(f"{source.where(where)}: {dotted(where)}: '{job}' is not a scrape job of the values "
+                            f"(jobs: {', '.join(jobs)})")
+    name = values["smoke"]["notify_receiver"]
+    where = ("smoke", "notify_receiver")
+    am = values["alertmanager"]
+    if name and name not in am["receivers"]:
+        problems.append(f"{source.where(where)}: {dotted(where)}: receiver '{name}' is not defined under "
+                        f"alertmanager.receivers (defined: {', '.join(am['receivers'])})")
+    elif name:
+        for path, used in route_receivers(am["route"], ("alertmanager", "route")):
+            if used == name:
+                problems.append(f"{source.where(where)}: {dotted(where)}: receiver '{name}' also gets real alerts "
+                                f"({dotted(path)}); name a receiver used only for test notifications")
     return problems
 
 

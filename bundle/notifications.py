@@ -1,6 +1,7 @@
 """Alertmanager receivers: values `alertmanager.receivers` (a map by name) as the list
 Alertmanager reads, Slack and email entries given the bundle's notification texts
-(templates/alertmanager/templates/notifications.tmpl) unless they set their own."""
+(templates/alertmanager/templates/notifications.tmpl) unless they set their own; and the
+routing tree, with the route of `make smoke-notify` when `smoke.notify_receiver` is set."""
 
 from __future__ import annotations
 
@@ -57,3 +58,22 @@ def texts(values: dict) -> list[tuple[tuple, str, str]]:
                 for header, text in item.get("headers", {}).items():
                     add(entry + ("headers", header), text, "text")
     return out
+
+
+# The label `make smoke-notify` (bundle/smoke/notify.py) puts on its synthetic alert, with
+# a value of its own for each run: only the route below matches it.
+SMOKE_LABEL = "smoke_notify"
+
+
+def route(values: dict) -> dict:
+    """alertmanager.route; with smoke.notify_receiver set, a first child route sends alerts
+    carrying SMOKE_LABEL to that receiver alone (no `continue`, so no other route sees
+    them), each run in its own group: notified at once (group_wait 0s) and its resolution
+    within seconds (group_interval 10s) rather than after the top route's minutes."""
+    top = values["alertmanager"]["route"]
+    receiver = values["smoke"]["notify_receiver"]
+    if not receiver:
+        return top
+    smoke = {"matchers": [f'{SMOKE_LABEL}=~".+"'], "receiver": receiver, "group_by": [SMOKE_LABEL],
+             "group_wait": "0s", "group_interval": "10s", "repeat_interval": "1h", "continue": False}
+    return {**top, "routes": [smoke, *top.get("routes", [])]}

@@ -32,7 +32,8 @@ for mask in "$@"; do
         cd "$clone"
         umask "$mask"
         make --no-print-directory up VALUES="${VALUES:-}"
-        BUNDLE_VALUES="${VALUES:-}" .venv/bin/python -m pytest -m live -q -p no:cacheprovider tests/live/test_1_stack.py
+        # A stack of its own, made for this test: disposable (tests/live/conftest.py).
+        LIVE_TEST_STACK=1 BUNDLE_VALUES="${VALUES:-}" .venv/bin/python -m pytest -m live -q -p no:cacheprovider tests/live/test_1_stack.py
     ) || status=$?
     (cd "$clone" && scripts/compose.sh down --remove-orphans --volumes >/dev/null 2>&1) || true
     [ "$status" = 0 ] || { echo "tests/umask.sh: the clone made under umask $mask failed" >&2; exit 1; }

@@ -1,5 +1,6 @@
-"""Fixtures for the live smoke suite: the values the stack was rendered with, HTTP
-clients for its services, the notification sink and traffic on the demo platform."""
+"""Fixtures for the live level: the values the stack was rendered with, HTTP clients for
+its services, the notification sink and traffic on the demo platform; and the guard that
+keeps the live level off any stack that is not a test stack."""
 
 from __future__ import annotations
 
@@ -14,6 +15,39 @@ import requests
 from bundle import DEFAULT_VALUES
 from bundle.cli import load
 from stack import ROOT, SINK, containers, send_traffic
+
+
+REFUSAL = """make test-live refuses this stack: it is not a test stack.
+The live level tests the bundle, not your stack: it restarts Prometheus and Alertmanager (a
+gap in monitoring, notifications in flight delayed), reloads them with a changed external
+label and back (every firing alert notified again, twice), stops services of the platform
+and sends test alerts to the receivers. It runs only next to the demo platform
+(tests/platform/up.sh; its notification sink did not answer at {sink}: {why}), or on a stack
+you declare disposable with LIVE_TEST_STACK=1.
+To check a running stack, production included, use `make smoke`: read-only."""
+
+
+def not_a_test_stack() -> str | None:
+    """Why the running stack is not a test stack, or None when it is one: the demo
+    platform's sink answers, or LIVE_TEST_STACK=1 declares the stack disposable."""
+    if os.environ.get("LIVE_TEST_STACK") == "1":
+        return None
+    try:
+        response = requests.get(f"{SINK}/health", timeout=3)
+        if response.status_code == 200 and response.text == "ok":
+            return None
+        why = f"HTTP {response.status_code}"
+    except requests.RequestException as exc:
+        why = type(exc).__name__
+    return REFUSAL.format(sink=SINK, why=why)
+
+
+def pytest_collection_finish(session):
+    """Before any live test runs (after -m and -k have chosen the tests)."""
+    if any(item.get_closest_marker("live") for item in session.items):
+        refusal = not_a_test_stack()
+        if refusal:
+            pytest.exit(refusal, returncode=4)
 
 
 @pytest.fixture(scope="session")

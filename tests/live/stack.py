@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import time
@@ -18,7 +19,7 @@ from bundle.alerts import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # The demo platform's notification sink (tests/platform/app/sink.py), published on loopback.
-SINK = "http://127.0.0.1:18080"
+SINK = os.environ.get("LIVE_SINK", "http://127.0.0.1:18080")
 
 
 def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -125,3 +126,28 @@ def send_traffic(rounds: int) -> None:
     """Requests through the demo platform's nginx (2xx, 5xx, 404) and both Celery tasks
     (one fails), sent from inside the api-gateway container."""
     platform("exec", "-T", "api-gateway", "python3", "-c", TRAFFIC.format(rounds=rounds))
+
+
+def make_values(overlays, *extra) -> str:
+    """The VALUES argument of make for the stack's overlays plus `extra` files."""
+    files = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in overlays]
+    return "VALUES=" + " ".join(files + [str(p) for p in extra])
+
+
+def smoke(overlays, *extra, junit=None) -> tuple[int, dict, str]:
+    """`make smoke --json` as a user runs it: (make's exit code, the JSON report, the check
+    lines). make exits 2 whenever its recipe fails; the report has the command's own code."""
+    args = "--json" + (f" --junit {junit}" if junit else "")
+    proc = subprocess.run(["make", "--no-print-directory", "smoke", make_values(overlays, *extra),
+                           f"SMOKE_ARGS={args}"], cwd=ROOT, capture_output=True, text=True)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"make smoke printed no JSON report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.returncode, report, proc.stderr
+
+
+def check_result(report: dict, check: str) -> dict:
+    found = [c for c in report["checks"] if c["id"] == check]
+    assert found, f"no check {check} in the report: {[c['id'] for c in report['checks']]}"
+    return found[0]

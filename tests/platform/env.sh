@@ -21,4 +21,5 @@ set_if_empty SMTP_PASSWORD "$(head -c 24 /dev/urandom | base64 | tr -d "/+=")"
 set_if_empty SLACK_CRITICAL_WEBHOOK_URL "http://sink:8080/slack-critical"
 set_if_empty SLACK_WARNING_WEBHOOK_URL "http://sink:8080/slack-warning"
 set_if_empty PAGER_URL "http://sink:8080/pager"
+set_if_empty SMOKE_WEBHOOK_URL "http://sink:8080/smoke"
 
