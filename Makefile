@@ -14,7 +14,7 @@ export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
 .PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-contract \
-	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate
+	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate agent
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,10 @@ logs: ## follow the logs of every service (make logs S=prometheus for one)
 reload: venv ## render + validate, then make Prometheus and Alertmanager load it (no restart)
 	$(PYTHON) render.py --require-validators $(VALUES_ARGS)
 	scripts/reload.sh
+
+agent: venv ## write the agent bundle of a remote host of values `hosts` to private/agents/ (make agent HOST=web-1)
+	@[ -n "$(HOST)" ] || { echo "make agent: say which host, e.g. make agent HOST=web-1" >&2; exit 2; }
+	$(PYTHON) -m bundle.agent $(VALUES_ARGS) $(HOST)
 
 clean: ## stop the stack and DELETE its volumes (all stored metrics, logs, traces)
 	$(COMPOSE) down --remove-orphans --volumes

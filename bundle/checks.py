@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Iterator
 
-from . import alerts, compose, layers, schema
+from . import alerts, compose, hosts, layers, schema
 from .errors import InputError
 from .secrets import secret_references
 from .values import KeyPath, Source, dotted, printable
@@ -52,6 +52,8 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
                 where = ("layers", layer.name)
                 problems.append(f"{source.where(where)}: {dotted(where)}: the {layer.name} layer needs the "
                                 f"{needed} layer; switch layers.{needed} on too")
+
+    problems += hosts.problems(values, source)
 
     declared = sorted(values["secrets"])
     for where, name in secret_references(values):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import DEFAULT_VALUES, ROOT, build, layers
+from . import DEFAULT_VALUES, ROOT, build, layers, pki
 from .checks import check_values
 from .errors import InputError, UsageError
 from .output import (Interrupted, Transaction, differences, install_signal_handlers, restore_signal_handlers,
@@ -87,6 +87,8 @@ def render(value_files: list[Path], output: Path, check_only: bool, env_file: Pa
             if env_text is not None:
                 write_private(env_file, env_text)
                 print(f"render.py: wrote generated secrets to {display(env_file)}", file=sys.stderr)
+            # The TLS material the running stack mounts from private/ (bundle/pki.py).
+            pki.ensure(values, pki.private_dir(env_file))
 
         try:
             tx.commit(after=write_env_files)

@@ -3,11 +3,7 @@ written once here instead of in every Compose file."""
 
 from __future__ import annotations
 
-from functools import cache
-
-import yaml
-
-from . import ROOT, layers
+from . import hosts, layers
 from .formats import comment, to_document
 from .secrets import wiring
 
@@ -21,9 +17,8 @@ HEADER = (
 )
 
 
-@cache
 def definitions(path: str) -> dict:
-    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))["services"]
+    return layers.compose_file(path)["services"]
 
 
 def overlay(values: dict) -> str:
@@ -35,6 +30,10 @@ def overlay(values: dict) -> str:
             if name in wired:
                 entry["secrets"] = wired[name]
             services[name] = entry
+    if hosts.pull_jobs(values):
+        # The CA of the pull-mode hosts' certificates (bundle/pki.py), relative to the
+        # project directory (compose/) like every path of the Compose files.
+        services["prometheus"]["volumes"] = [f"../private/trust:{hosts.TRUST_MOUNT}:ro"]
     document: dict = {"services": services}
     used = [name for names in wired.values() for name in names]
     if used:

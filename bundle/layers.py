@@ -19,6 +19,7 @@ class Layer:
     jobs: dict                          # scrape job name -> job (values shape)
     secrets: dict                       # service -> values paths whose *_secret keys it gets
     requires: tuple[str, ...]
+    alertmanagers: tuple[str, ...]      # host:port Prometheus sends alerts to
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -32,14 +33,20 @@ def table() -> dict:
 
 
 @cache
+def compose_file(path: str) -> dict:
+    """A Compose file of the repository (path relative to it), parsed."""
+    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+
+
 def compose_services(path: str) -> tuple[str, ...]:
-    return tuple(yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))["services"])
+    return tuple(compose_file(path)["services"])
 
 
 def all_layers() -> list[Layer]:
     return [Layer(name=name, compose=row["compose"], templates=tuple(row.get("templates", ())),
                   jobs=row.get("jobs", {}), secrets=row.get("secrets", {}),
-                  requires=tuple(row.get("requires", ())))
+                  requires=tuple(row.get("requires", ())),
+                  alertmanagers=tuple(row.get("alertmanagers", ())))
             for name, row in table()["layers"].items()]
 
 
@@ -76,6 +83,13 @@ def scrape_jobs(values: dict) -> dict[str, dict]:
     jobs = values["prometheus"]["scrape_configs"]
     return {name: job for pass_ in ("own", "layers") for name, job in jobs.items()
             if ("layer" in job) == (pass_ == "layers") and is_on(values, job.get("layer", "core"))}
+
+
+def alertmanagers(values: dict) -> list[str]:
+    """Every Alertmanager of the enabled layers: Prometheus sends each alert to all of
+    them, never through a load balancer (they deduplicate among themselves).
+    https://github.com/prometheus/alertmanager#high-availability"""
+    return [target for layer in enabled(values) for target in layer.alertmanagers]
 
 
 def service_defaults() -> dict[str, Any]:
