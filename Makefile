@@ -14,7 +14,7 @@ export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
 .PHONY: help venv tools generate render check up down ps logs reload clean test test-unit test-config test-contract \
-	test-live test-instrumentation bench bench-instrumentation fullstack fuzz mutate agent
+	test-live test-multihost test-instrumentation bench bench-instrumentation fullstack fuzz mutate agent
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +81,9 @@ test-contract: venv ## the defaults users rely on (tests/contract/guide.py) on t
 
 test-live: venv ## smoke tests against the running stack (after make up)
 	$(PYTHON) -m pytest -m live
+
+test-multihost: venv ## the multi-host tests (after make up and tests/multihost/scenario.py up, same VALUES)
+	$(PYTHON) -m pytest -m multihost tests/multihost
 
 test-instrumentation: instrumentation/.venv/.installed ## the reference instrumentation: unit + integration tests
 	cd instrumentation && .venv/bin/python -m pytest

@@ -95,7 +95,13 @@ def up() -> None:
     values_args = [a for p in overlays() for a in ("--values", str(p))]
     for name, host in values["hosts"].items():
         run(sys.executable, "-m", "bundle.agent", *values_args, name)
-        run(*host_compose(name, host), "up", "--detach", "--wait", "--wait-timeout", "90")
+    starting = [subprocess.Popen([*host_compose(name, host), "up", "--detach", "--wait", "--wait-timeout", "90"],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for name, host in values["hosts"].items()]
+    for process in starting:
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(process.args)} failed:\n{output}")
     print(f"multi-host scenario up: hosts {', '.join(values['hosts'])}, long-term store at {LONGTERM_URL}")
 
 
@@ -111,6 +117,88 @@ def down() -> None:
                                         network, check=False).stdout or "{}").values():
             run("docker", "network", "disconnect", "--force", network, container["Name"], check=False)
         run("docker", "network", "rm", network, check=False)
+
+
+def agent_counters(name: str, *metrics: str) -> dict[str, float]:
+    """Counters of a simulated host's agent, read from its own /metrics (summed over
+    their label sets)."""
+    out = run("docker", "exec", f"{project(name)}-prometheus-agent-1", "wget", "-q", "-O", "-",
+              "http://127.0.0.1:9090/metrics").stdout
+    totals = dict.fromkeys(metrics, 0.0)
+    for line in out.splitlines():
+        name_part = line.split("{", 1)[0].split(" ", 1)[0]
+        if name_part in totals:
+            totals[name_part] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+LOSS_COUNTERS = ("prometheus_remote_storage_samples_failed_total", "prometheus_remote_storage_samples_dropped_total")
+
+
+def samples(prometheus_url: str, host: str, start: float, end: float) -> list[float]:
+    """Timestamps of the samples of up{job="node",host=...} the central holds in [start, end]."""
+    import requests
+
+    expr = f'up{{job="node",host="{host}"}}[{int(end - start) + 1}s]'
+    response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": expr, "time": end}, timeout=10)
+    response.raise_for_status()
+    result = response.json()["data"]["result"]
+    return sorted(float(t) for series in result for t, _ in series["values"] if float(t) >= start)
+
+
+def missing(timestamps: list[float], interval: float, start: float, end: float) -> int:
+    """Scheduled scrapes without a sample: the agent scrapes every `interval` at a fixed
+    phase, so [start, end] must hold a sample every `interval` from the first one on."""
+    if not timestamps:
+        return int((end - start) // interval)
+    expected = int(round((timestamps[-1] - timestamps[0]) / interval)) + 1
+    # Scrapes due after the last sample (a second of slack for the scrape's own jitter).
+    tail = max(int((end - timestamps[-1] - 1) // interval), 0)
+    return expected - len(timestamps) + tail
+
+
+def outage(prometheus_url: str, agent_hosts: list[str], interval: float, seconds: float = 60) -> dict:
+    """Stop the whole central stack for `seconds`, start it, and measure for each agent
+    host: how long until the central holds every sample taken meanwhile (catch-up,
+    from the moment the stack is healthy again), and how many it never got."""
+    compose = str(ROOT / "scripts" / "compose.sh")
+    before = {name: agent_counters(name, *LOSS_COUNTERS) for name in agent_hosts}
+    stopped = time.time()
+    run(compose, "stop")
+    time.sleep(seconds)
+    run(compose, "start")
+    wait_until("the central stack healthy again", central_healthy, timeout=120)
+    healthy = time.time()
+    window = (stopped - 30, healthy)
+    caught_up: dict[str, float] = {}
+    lost: dict[str, int] = {}
+    deadline = healthy + 120
+    while time.time() < deadline and len(caught_up) < len(agent_hosts):
+        for name in agent_hosts:
+            if name in caught_up:
+                continue
+            try:
+                gaps = missing(samples(prometheus_url, name, *window), interval, *window)
+            except Exception:  # noqa: BLE001 - Prometheus is still starting
+                continue
+            if gaps == 0:
+                caught_up[name] = time.time() - healthy
+        time.sleep(0.5)
+    for name in agent_hosts:
+        lost[name] = missing(samples(prometheus_url, name, *window), interval, *window)
+    after = {name: agent_counters(name, *LOSS_COUNTERS) for name in agent_hosts}
+    dropped = {name: sum(after[name].values()) - sum(before[name].values()) for name in agent_hosts}
+    return {"stopped": stopped, "healthy": healthy, "outage_seconds": healthy - stopped,
+            "catch_up_seconds": caught_up, "samples_lost": lost, "agent_dropped": dropped}
+
+
+def central_healthy() -> bool:
+    """Every container of the central stack running, and healthy where it has a check.
+    (Not `compose up --wait`: the containers are also on the scenario's networks.)"""
+    out = run(str(ROOT / "scripts" / "compose.sh"), "ps", "--all", "--format", "json").stdout
+    found = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return bool(found) and all(c["State"] == "running" and c["Health"] in ("", "healthy") for c in found
+                               if not (c["State"] == "exited" and c["ExitCode"] == 0))
 
 
 def wait_until(what: str, probe, timeout: float, interval: float = 1.0):
