@@ -22,6 +22,11 @@ EDGE_PATHS = {"prometheus": "/prometheus/", "alertmanager": "/alertmanager/", "g
               "kibana": "/kibana/", "jaeger": "/jaeger/"}
 
 
+# Exporters an agent host may run besides node_exporter; in pull mode they would have to
+# serve TLS and a login of their own, which the pull bundle gives node_exporter only.
+AGENT_ONLY = ("cadvisor", "postgres", "redis", "nginx")
+
+
 def is_loopback(address: str) -> bool:
     return ipaddress.ip_address(address).is_loopback
 
@@ -107,9 +112,11 @@ def problems(values: dict, source: Source) -> list[str]:
         if host["mode"] == "pull":
             if "address" not in host:
                 problem(path, "a pull-mode host needs `address`, where this Prometheus reaches its exporters")
-            if "cadvisor" in host["exporters"]:
-                problem(path + ("exporters",), "cadvisor serves no TLS or login of its own: use mode: agent "
-                                               "for container metrics")
+            local = sorted(set(host["exporters"]) & set(AGENT_ONLY))
+            if local:
+                problem(path + ("exporters",), f"{', '.join(local)}: only in mode agent (the pull-mode bundle "
+                                               "serves node_exporter with TLS and a login; these stay on the "
+                                               "host's own network)")
         if name == values["host"]:
             problem(path, f"'{name}' is this host's own name (`host`); pick another")
     return out

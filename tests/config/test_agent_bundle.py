@@ -100,3 +100,26 @@ def test_make_agent_names_an_unknown_host(run_render):
     made = make_agent(result, "nowhere", EDGE, AGENT_HOST)
     assert made.returncode == 1
     assert made.stderr.strip() == "hosts.nowhere: no such host in the values (defined: web-1)"
+
+
+def test_an_agent_may_run_the_platforms_exporters_too(run_render):
+    """exporters: postgres, redis, nginx on an agent host, set up as under `exporters`,
+    on the host's app network; `docker compose config` accepts the bundle."""
+    host = {"hosts": {"web-2": {"mode": "agent", "exporters": ["node", "postgres", "redis", "nginx"]}}}
+    result = run_render(EDGE, host)
+    assert result.code == 0, result.stderr
+    made = make_agent(result, "web-2", EDGE, host)
+    assert made.returncode == 0, made.stderr
+    bundle = result.env_file.parent / "private" / "agents" / "web-2"
+    checked = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=bundle,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    model = yaml.safe_load(checked.stdout)
+    assert set(model["services"]) == {"prometheus-agent", "node-exporter", "postgres-exporter", "redis-exporter",
+                                      "nginx-exporter"}
+    assert model["networks"]["app"]["name"] == "platform"
+    assert [s["source"] for s in model["services"]["postgres-exporter"]["secrets"]] == ["postgres_exporter_password"]
+    jobs = {j["job_name"]: j["static_configs"][0]["labels"]
+            for j in yaml.safe_load((bundle / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]}
+    assert jobs["postgres"] == {"service": "postgres", "instance": "web-2"}
+    assert jobs["nginx"]["service"] == "nginx" and jobs["redis"]["service"] == "redis"

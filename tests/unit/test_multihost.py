@@ -30,7 +30,7 @@ def problems(result) -> list[str]:
     (AGENT_HOST, "hosts.web-1.mode", "through the edge"),
     ({"hosts": {"db-1": {"mode": "pull", "exporters": ["node"]}}}, "hosts.db-1", "needs `address`"),
     ({**EDGE, "hosts": {"db-1": {"mode": "pull", "address": "db-1", "exporters": ["cadvisor"]}}},
-     "hosts.db-1.exporters", "use mode: agent"),
+     "hosts.db-1.exporters", "only in mode agent"),
     ({**EDGE, "hosts": {"central": {"mode": "agent", "exporters": ["node"]}}}, "hosts.central", "this host's own"),
     ({**EDGE, "edge": {"tls": {"cert_file": "/etc/ssl/a.pem"}}}, "edge.tls", "go together"),
     ({"edge": {"tls": {"cert_file": "relative.pem", "key_file": "/k"}}}, "edge.tls.cert_file", "absolute path"),
@@ -118,7 +118,8 @@ def test_pull_hosts_are_targets_files_and_a_new_one_changes_nothing_else(run_ren
     assert second.code == 0, second.stderr
     changed = sorted(str(p.relative_to(second.output)) for p in second.output.rglob("*")
                      if p.is_file() and p.read_bytes() != (first.output / p.relative_to(second.output)).read_bytes())
-    assert changed == ["prometheus/targets/node-pull.yml"]
+    # (and render.py's manifest of what it wrote)
+    assert changed == [".render-manifest", "prometheus/targets/node-pull.yml"]
     assert second.yaml("prometheus/targets/node-pull.yml")[1] == {
         "targets": ["10.0.0.7:9100"], "labels": {"role": "db", "host": "db-2"}}
 
