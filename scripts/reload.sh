@@ -14,7 +14,12 @@ metric() { # SERVICE PORT NAME -> value of the metric NAME, scraped inside the c
 }
 
 status=0
-for spec in prometheus:9090:prometheus alertmanager:9093:alertmanager; do
+specs="prometheus:9090:prometheus alertmanager:9093:alertmanager"
+# The second Alertmanager of the alertmanager_ha layer reads the same configuration.
+if $compose config --services | grep -qx alertmanager-2; then
+    specs="$specs alertmanager-2:9093:alertmanager"
+fi
+for spec in $specs; do
     IFS=: read -r service port prefix <<<"$spec"
     if [ -z "$($compose ps --status running --quiet "$service")" ]; then
         echo "reload: $service is not running; nothing to reload" >&2
