@@ -18,7 +18,7 @@ pytestmark = pytest.mark.multihost
 # After the first notification, longer than the second peer of the cluster waits before
 # it sends what the first has not (--cluster.peer-timeout, 15s, times its position 1):
 # a duplicate would have come by then.
-DUPLICATE_WINDOW = 20
+DUPLICATE_WINDOW = 18
 
 
 def webhook_hits(alertname: str, status: str = "firing") -> list[dict]:

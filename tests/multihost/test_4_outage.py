@@ -18,7 +18,7 @@ def test_no_sample_is_lost_while_the_central_stack_is_down(scenario, prom, recor
     agents = [name for name, host in scenario["hosts"].items() if host["mode"] == "agent"]
     assert agents
     interval = seconds(scenario["agent"]["scrape_interval"])
-    result = outage(prom.base, agents, interval, OUTAGE_SECONDS)
+    result = outage(prom.base, scenario["ports"]["edge"], agents, interval, OUTAGE_SECONDS)
     print(f"outage {result['outage_seconds']:.0f}s: catch-up {result['catch_up_seconds']}, "
           f"samples lost {result['samples_lost']}, dropped at the agents {result['agent_dropped']}")
     for name in agents:
