@@ -217,7 +217,11 @@ def service_problems(values: dict, source: Source) -> list[str]:
 
     if layers.is_on(values, "dashboards"):
         seen: dict[str, dict] = {"uid": {}, "name": {}}
-        for ds, spec in values["grafana"]["datasources"].items():
+        datasources = [(ds, spec) for ds, spec in values["grafana"]["datasources"].items() if ds != "longterm"]
+        # The long-term stores' datasources are named by their keys.
+        datasources += [(f"longterm.{name}", {"uid": spec["uid"], "name": name})
+                        for name, spec in values["grafana"]["datasources"]["longterm"].items()]
+        for ds, spec in datasources:
             if ds in ("elasticsearch", "jaeger") and not layers.is_on(values, "logs" if ds == "elasticsearch"
                                                                       else "tracing"):
                 continue
@@ -225,9 +229,9 @@ def service_problems(values: dict, source: Source) -> list[str]:
                 seen_key = spec[key] if key == "uid" else spec[key].casefold()
                 if seen_key in seen[key]:
                     other = seen[key][seen_key]
-                    refuse(("grafana", "datasources", ds, key),
-                           f"{spec[key]!r} is also the {key} of grafana.datasources.{other}; "
-                           f"Grafana needs each datasource's {key} to be its own")
+                    path = ("grafana", "datasources", *ds.split(".", 1)) + ((key,) if key == "uid" else ())
+                    refuse(path, f"{spec[key]!r} is also the {key} of grafana.datasources.{other}; "
+                                 f"Grafana needs each datasource's {key} to be its own")
                 else:
                     seen[key][seen_key] = ds
     return problems
