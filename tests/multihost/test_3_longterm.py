@@ -32,18 +32,22 @@ def longterm(scenario, env):
     return query
 
 
-def by_labels(result: list) -> dict:
-    return {tuple(sorted(r["metric"].items())): r["value"][1] for r in result}
+def by_labels(result: list, **extra: str) -> dict:
+    return {tuple(sorted({**r["metric"], **extra}.items())): r["value"][1] for r in result}
 
 
 def test_the_store_refuses_writes_without_the_login():
     assert requests.post(f"{LONGTERM_URL}/api/v1/write", data=b"", timeout=10).status_code == 401
 
 
-def test_the_long_term_store_holds_the_same_series_as_prometheus(prom, longterm):
+def test_the_long_term_store_holds_the_same_series_as_prometheus(scenario, prom, longterm):
+    """Same label sets (plus Prometheus' external labels, which remote write adds to
+    every series it sends) and the same values at the same moment."""
+    external = {"cluster": scenario["cluster"], "environment": scenario["environment"],
+                **scenario["prometheus"]["external_labels"]}
     at = time.time() - 20
     wait_for("the counter in the long-term store", lambda: longterm(COUNTER, at), timeout=60)
-    ours, theirs = by_labels(prom.query(COUNTER, time=at)), by_labels(longterm(COUNTER, at))
+    ours, theirs = by_labels(prom.query(COUNTER, time=at), **external), by_labels(longterm(COUNTER, at))
     assert ours and ours == theirs
 
 
