@@ -229,7 +229,9 @@ def service_problems(values: dict, source: Source) -> list[str]:
                 seen_key = spec[key] if key == "uid" else spec[key].casefold()
                 if seen_key in seen[key]:
                     other = seen[key][seen_key]
-                    path = ("grafana", "datasources", *ds.split(".", 1)) + ((key,) if key == "uid" else ())
+                    # A long-term store's name is its key.
+                    named_by_key = ds.startswith("longterm.") and key == "name"
+                    path = ("grafana", "datasources", *ds.split(".", 1)) + (() if named_by_key else (key,))
                     refuse(path, f"{spec[key]!r} is also the {key} of grafana.datasources.{other}; "
                                  f"Grafana needs each datasource's {key} to be its own")
                 else:

@@ -143,3 +143,22 @@ def test_remote_write_keeps_only_what_keep_names(run_render):
     assert entry["write_relabel_configs"] == [{"source_labels": ["__name__"], "regex": "up|job:.+", "action": "keep"}]
     assert entry["headers"] == {"X-Scope-OrgID": "t1"} and entry["queue_config"] == {"max_shards": 4}
     assert "keep" not in entry
+
+
+def test_a_long_term_datasource_is_provisioned_and_may_not_take_another_ones_name(run_render):
+    store = {"uid": "longterm", "url": "https://lt.example.test",
+             "basic_auth": {"username": "grafana", "password_secret": "grafana_admin_password"},
+             "headers": {"X-Scope-OrgID": "a$b"}}
+    result = run_render({"grafana": {"datasources": {"longterm": {"Long-term": store}}}})
+    assert result.code == 0, result.stderr
+    ds = next(d for d in result.yaml("grafana/provisioning/datasources/datasources.yml")["datasources"]
+              if d["name"] == "Long-term")
+    assert (ds["type"], ds["url"], ds["basicAuthUser"]) == ("prometheus", "https://lt.example.test", "grafana")
+    assert ds["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID"
+    # $$: Grafana expands $ in provisioning files.
+    assert ds["secureJsonData"] == {"basicAuthPassword": "$__file{/run/secrets/grafana_admin_password}",
+                                    "httpHeaderValue1": "a$$b"}
+    clash = run_render({"grafana": {"datasources": {"longterm": {"Prometheus": {**store, "uid": "other"}}}}})
+    assert clash.code == 1
+    assert any(": grafana.datasources.longterm.Prometheus: 'Prometheus' is also the name of grafana.datasources."
+               "prometheus" in line for line in clash.stderr.splitlines()), clash.stderr
