@@ -8,9 +8,13 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from urllib.parse import urlparse
+
 import pytest
 import requests
 
+from bundle.secrets import read_env
+from scenario import ROOT
 from stack import SINK, compose, platform, wait_for
 
 pytestmark = pytest.mark.multihost
@@ -21,9 +25,13 @@ pytestmark = pytest.mark.multihost
 DUPLICATE_WINDOW = 18
 
 
+
 def webhook_hits(alertname: str, status: str = "firing") -> list[dict]:
+    """Notifications at the paging webhook of tests/values/live.yaml (critical alerts)."""
+    # Where the sink receives it: the path of PAGER_URL (tests/platform/env.sh).
+    path = urlparse(read_env(ROOT / ".env")["PAGER_URL"]).path
     records = requests.get(f"{SINK}/records", timeout=10).json()
-    return [r for r in records if r["path"] == "/oncall" and isinstance(r["body"], dict)
+    return [r for r in records if r["path"] == path and isinstance(r["body"], dict)
             and r["body"].get("status") == status
             and any(a["labels"].get("alertname") == alertname for a in r["body"].get("alerts", []))]
 
