@@ -91,13 +91,15 @@ def up() -> None:
     connect(PULL, prometheus)
     connect(LONGTERM, prometheus)
     base, env = longterm_compose(values)
-    run(*base, "up", "--detach", "--wait", "--wait-timeout", "60", env=env)
+    # Recreated: Compose copies environment secrets only into new containers, and a
+    # container left from another run would keep that run's password.
+    run(*base, "up", "--detach", "--force-recreate", "--wait", "--wait-timeout", "60", env=env)
     values_args = [a for p in overlays() for a in ("--values", str(p))]
     for name, host in values["hosts"].items():
         run(sys.executable, "-m", "bundle.agent", *values_args, name)
     # Not waiting for their healthchecks: the tests wait for their samples.
     for name, host in values["hosts"].items():
-        run(*host_compose(name, host), "up", "--detach")
+        run(*host_compose(name, host), "up", "--detach", "--force-recreate")
     print(f"multi-host scenario up: hosts {', '.join(values['hosts'])}, long-term store at {LONGTERM_URL}")
 
 
