@@ -14,8 +14,8 @@ export BUNDLE_VALUES := $(SITE) $(VALUES)
 COMPOSE := scripts/compose.sh
 
 .PHONY: help venv tools generate render check doctor status pull up down ps logs reload rotate clean smoke \
-	smoke-notify test test-unit test-config test-contract test-live test-instrumentation bench bench-instrumentation \
-	fullstack fuzz mutate save load backup restore upgrade
+	smoke-notify test test-unit test-config test-contract test-live test-multihost test-instrumentation bench \
+	bench-instrumentation fullstack fuzz mutate save load backup restore upgrade agent
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -101,6 +101,10 @@ rotate: venv ## change a secret in .env and in every service using it: make rota
 	scripts/up.sh
 	$(PYTHON) -m bundle.rotate $(VALUES_ARGS) finish '$(SECRET)'
 
+agent: venv ## write the agent bundle of a remote host of values `hosts` to private/agents/ (make agent HOST=web-1)
+	@[ -n "$(HOST)" ] || { echo "make agent: say which host, e.g. make agent HOST=web-1" >&2; exit 2; }
+	$(PYTHON) -m bundle.agent $(VALUES_ARGS) $(HOST)
+
 clean: ## stop the stack and DELETE its volumes (all stored metrics, logs, traces)
 	$(COMPOSE) down --remove-orphans --volumes
 
@@ -122,6 +126,9 @@ test-contract: venv ## the defaults users rely on (tests/contract/guide.py) on t
 
 test-live: venv ## tests of the bundle against a test stack (restarts, reloads, faults: never production)
 	$(PYTHON) -m pytest -m live
+
+test-multihost: venv ## the multi-host tests (after make up and tests/multihost/scenario.py up, same VALUES)
+	$(PYTHON) -m pytest -m multihost tests/multihost
 
 test-instrumentation: instrumentation/.venv/.installed ## the reference instrumentation: unit + integration tests
 	cd instrumentation && .venv/bin/python -m pytest

@@ -20,6 +20,15 @@ UNITS = {  # unit of a threshold -> its schema
     "percent": {"type": "number", "minimum": 0, "maximum": 100, "x-expect": "a percentage 0-100"},
     "seconds": {"type": "number", "exclusiveMinimum": 0, "x-expect": "a number of seconds > 0"},
     "count": {"type": "number", "minimum": 0, "x-expect": "a number >= 0"},
+    "days": {"type": "number", "exclusiveMinimum": 0, "x-expect": "a number of days > 0"},
+}
+# Conditions an entry can name in `requires` (what the docs table says, and the test).
+REQUIRES = {
+    "agent_hosts": ("while a host of `hosts` is in mode agent",
+                    lambda values: any(h["mode"] == "agent" for h in values["hosts"].values())),
+    "remote_write": ("while `prometheus.remote_write` or an agent host sends",
+                     lambda values: bool(values["prometheus"]["remote_write"])
+                     or any(h["mode"] == "agent" for h in values["hosts"].values())),
 }
 
 
@@ -78,6 +87,8 @@ def rendered(values: dict, runbook_base_url: str) -> list[tuple[dict, dict]]:
             continue
         # The catalogue lists an alert before any alert that requires it.
         if entry.get("requires_alert") and entry["requires_alert"] not in names:
+            continue
+        if entry.get("requires") and not REQUIRES[entry["requires"]][1](values):
             continue
         names.add(name)
         text = {key: substitute(entry[key], own, every, computed, f"{name}.{key}")
@@ -158,6 +169,7 @@ def docs_table() -> str:
         when = ([f"`layers.{entry['layer']}`"] if entry.get("layer", "core") != "core" else []) + (
             [f"while a job named `{entry['requires_job']}` is scraped"] if entry.get("requires_job") else []) + (
             [f"while {entry['requires_alert']} is"] if entry.get("requires_alert") else []) + (
+            [REQUIRES[entry["requires"]][0]] if entry.get("requires") else []) + (
             ["`enabled: true`"] if not d["enabled"] else [])
         about = " ".join(entry["about"].split()).replace("|", "\\|")
         rows.append(f"| [{entry['alert']}](runbooks.md#{entry['alert'].lower()}) "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
-from . import alerts, compose, dashboards, elasticsearch, layers, notifications, templates
+from . import alerts, compose, dashboards, elasticsearch, hosts, layers, notifications, templates
 from .errors import InputError
 from .formats import Unwritable
 from .values import Source, dotted, key_paths
@@ -28,6 +28,19 @@ def holding(values: dict, value) -> list[tuple]:
     return out
 
 
+def remote_write(values: dict) -> list[dict]:
+    """prometheus.remote_write as Prometheus reads it: `keep` becomes a write relabel
+    rule that sends only the matching metric names, secrets become *_file paths."""
+    out = []
+    for entry in values["prometheus"]["remote_write"]:
+        item = {key: value for key, value in entry.items() if key != "keep"}
+        if "keep" in entry:
+            item["write_relabel_configs"] = [{"source_labels": ["__name__"], "regex": entry["keep"],
+                                              "action": "keep"}]
+        out.append(item)
+    return out
+
+
 def files(values: dict, source: Source | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     env = templates.environment()
@@ -38,6 +51,16 @@ def files(values: dict, source: Source | None = None) -> dict[str, str]:
         compose_files=[layer.compose for layer in on] + (["compose/rootless.yml"] if values["rootless"] else [])
         + ["config/compose.overlay.yml"],
         scrape_jobs=layers.scrape_jobs(values),
+        alertmanagers=layers.alertmanagers(values),
+        remote_write=remote_write(values),
+        pull_jobs=hosts.pull_jobs(values),
+        targets_dir=hosts.TARGETS_DIR,
+        trust_mount=hosts.TRUST_MOUNT,
+        external_url=lambda service: hosts.external_url(values, service),
+        direct_address=hosts.direct_address(values),
+        agent_hosts=hosts.by_mode(values, "agent"),
+        edge_paths=hosts.EDGE_PATHS,
+        with_host=lambda job: {"host": values["host"], **job.get("labels", {})},
         alertmanager_receivers=notifications.receivers(values),
         es_roles=elasticsearch.roles(values),
         es_users=elasticsearch.users(values),
@@ -60,6 +83,8 @@ def files(values: dict, source: Source | None = None) -> dict[str, str]:
     for name, text in alerts.rule_files(values).items():
         out[f"prometheus/rules/{name}"] = text
     out["prometheus/rules/custom.yml"] = alerts.custom_rule_file(values)
+    for name, text in hosts.targets_files(values).items():
+        out[f"prometheus/{name}"] = text
     if layers.is_on(values, "dashboards"):
         out.update(dashboards.files(values))
     out["compose.overlay.yml"] = compose.overlay(values)

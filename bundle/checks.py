@@ -9,7 +9,7 @@ import re
 import sys
 from typing import Iterator
 
-from . import ROOT, alerts, compose, layers, schema
+from . import ROOT, alerts, compose, hosts, layers, schema
 from .errors import InputError
 from .secrets import secret_references
 from .values import KeyPath, Source, dotted, printable
@@ -55,6 +55,7 @@ def semantic_problems(values: dict, source: Source) -> list[str]:
                                 f"{needed} layer; switch layers.{needed} on too")
 
     problems += smoke_problems(values, source)
+    problems += hosts.problems(values, source)
 
     declared = sorted(values["secrets"])
     for where, name in secret_references(values):
@@ -275,7 +276,11 @@ def service_problems(values: dict, source: Source) -> list[str]:
 
     if layers.is_on(values, "dashboards"):
         seen: dict[str, dict] = {"uid": {}, "name": {}}
-        for ds, spec in values["grafana"]["datasources"].items():
+        datasources = [(ds, spec) for ds, spec in values["grafana"]["datasources"].items() if ds != "longterm"]
+        # The long-term stores' datasources are named by their keys.
+        datasources += [(f"longterm.{name}", {"uid": spec["uid"], "name": name})
+                        for name, spec in values["grafana"]["datasources"]["longterm"].items()]
+        for ds, spec in datasources:
             if ds in ("elasticsearch", "jaeger") and not layers.is_on(values, "logs" if ds == "elasticsearch"
                                                                       else "tracing"):
                 continue
@@ -283,9 +288,11 @@ def service_problems(values: dict, source: Source) -> list[str]:
                 seen_key = spec[key] if key == "uid" else spec[key].casefold()
                 if seen_key in seen[key]:
                     other = seen[key][seen_key]
-                    refuse(("grafana", "datasources", ds, key),
-                           f"{spec[key]!r} is also the {key} of grafana.datasources.{other}; "
-                           f"Grafana needs each datasource's {key} to be its own")
+                    # A long-term store's name is its key.
+                    named_by_key = ds.startswith("longterm.") and key == "name"
+                    path = ("grafana", "datasources", *ds.split(".", 1)) + (() if named_by_key else (key,))
+                    refuse(path, f"{spec[key]!r} is also the {key} of grafana.datasources.{other}; "
+                                 f"Grafana needs each datasource's {key} to be its own")
                 else:
                     seen[key][seen_key] = ds
     return problems

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import DEFAULT_VALUES, ROOT, build, layers
+from . import DEFAULT_VALUES, ROOT, build, layers, pki
 from .checks import check_values
 from .errors import InputError, UsageError
 from .output import (Interrupted, Transaction, differences, install_signal_handlers, restore_signal_handlers,
@@ -91,6 +91,8 @@ def render(value_files: list[Path], output: Path, check_only: bool, env_file: Pa
             # The files Compose mounts as /run/secrets/<name>, from .env as it now is.
             for warning in write_secret_files(values, read_env(env_file), env_file.parent / SECRETS_DIR):
                 print(warning, file=sys.stderr)
+            # The TLS material the running stack mounts from private/ (bundle/pki.py).
+            pki.ensure(values, pki.private_dir(env_file))
 
         try:
             tx.commit(after=write_env_files)

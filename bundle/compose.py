@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-import yaml
-
-from . import ROOT, layers
+from . import hosts, layers
 from .formats import comment, to_document
 from .secrets import SECRETS_DIR, service_secrets
 
@@ -71,7 +69,7 @@ def host_mounts(values: dict) -> dict[str, list[str]]:
 
 @cache
 def definitions(path: str) -> dict:
-    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))["services"]
+    return layers.compose_file(path)["services"]
 
 
 def overlay(values: dict) -> str:
@@ -88,6 +86,10 @@ def overlay(values: dict) -> str:
             if name in wired:
                 entry["secrets"] = wired[name]
             services[name] = entry
+    if hosts.pull_jobs(values):
+        # The CA of the pull-mode hosts' certificates (bundle/pki.py), relative to the
+        # project directory (compose/) like every path of the Compose files.
+        services["prometheus"].setdefault("volumes", []).append(f"../private/trust:{hosts.TRUST_MOUNT}:ro${{BIND_LABEL-}}")
     document: dict = {"services": services}
     used = [name for names in wired.values() for name in names]
     if used:

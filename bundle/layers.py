@@ -23,6 +23,7 @@ class Layer:
     reloads: dict                       # service -> {paths, signal, metrics, metric}: re-read without a restart
     stored: dict                        # values path of a *_secret key -> {service, kind}: kept in its state
     backup: dict                        # named volume -> how make backup copies it
+    alertmanagers: tuple[str, ...]      # host:port Prometheus sends alerts to
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -36,15 +37,21 @@ def table() -> dict:
 
 
 @cache
+def compose_file(path: str) -> dict:
+    """A Compose file of the repository (path relative to it), parsed."""
+    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+
+
 def compose_services(path: str) -> tuple[str, ...]:
-    return tuple(yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))["services"])
+    return tuple(compose_file(path)["services"])
 
 
 def all_layers() -> list[Layer]:
     return [Layer(name=name, compose=row["compose"], templates=tuple(row.get("templates", ())),
                   jobs=row.get("jobs", {}), secrets=row.get("secrets", {}), users=row.get("users", {}),
                   requires=tuple(row.get("requires", ())), reloads=row.get("reloads", {}),
-                  stored=row.get("stored", {}), backup=row.get("backup", {}))
+                  stored=row.get("stored", {}), backup=row.get("backup", {}),
+                  alertmanagers=tuple(row.get("alertmanagers", ())))
             for name, row in table()["layers"].items()]
 
 
@@ -86,6 +93,13 @@ def scrape_jobs(values: dict) -> dict[str, dict]:
 def service_users() -> dict[str, int]:
     """service -> the uid its process runs as, for every layer's services."""
     return {service: uid for layer in all_layers() for service, uid in layer.users.items()}
+
+
+def alertmanagers(values: dict) -> list[str]:
+    """Every Alertmanager of the enabled layers: Prometheus sends each alert to all of
+    them, never through a load balancer (they deduplicate among themselves).
+    https://github.com/prometheus/alertmanager#high-availability"""
+    return [target for layer in enabled(values) for target in layer.alertmanagers]
 
 
 def service_defaults() -> dict[str, Any]:

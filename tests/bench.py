@@ -3,6 +3,10 @@
 Render and check figures need nothing running. The stack figures need the stack
 started with `make up` (same VALUES) next to the demo platform (tests/platform): the
 bench restarts the stack to time `make up`, then stops Redis once to time an alert.
+With the multi-host scenario up (tests/multihost/scenario.py), the bench also stops
+the central stack for BENCH_OUTAGE_SECONDS (60) and prints how long the agents take to
+deliver what they buffered meanwhile, and how many samples never arrived.
+BENCH_ONLY=multihost prints only those figures.
 These are measurements to read, not pass/fail thresholds: the machines are shared.
 """
 
@@ -25,11 +29,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "live"))
+sys.path.insert(0, str(ROOT / "tests" / "multihost"))
 
 from bundle import DEFAULT_VALUES, archive, backup  # noqa: E402
 from bundle.cli import load  # noqa: E402
+from bundle.hosts import direct_address  # noqa: E402
 from bundle.secrets import consumers, read_env  # noqa: E402
-from stack import SINK, alert_bound, compose, containers, platform  # noqa: E402
+from stack import SINK, alert_bound, compose, containers, platform, seconds  # noqa: E402
 
 OVERLAYS = shlex.split(os.environ.get("BUNDLE_VALUES", ""))
 
@@ -212,14 +218,51 @@ def backup_figures() -> None:
         compose("up", "--detach")
 
 
+def multihost_figures() -> None:
+    """The agents' catch-up after an outage of the whole central stack."""
+    import scenario
+
+    values = scenario.scenario_values()
+    agents = [name for name, host in values["hosts"].items() if host["mode"] == "agent"]
+    outage_seconds = float(os.environ.get("BENCH_OUTAGE_SECONDS", "60"))
+    url = f"http://{direct_address(values)}:{values['ports']['prometheus']}"
+    result = scenario.outage(url, values["ports"]["edge"], agents, seconds(values["agent"]["scrape_interval"]),
+                             outage_seconds)
+    caught = result["catch_up_seconds"]
+    note = f"{len(agents)} agents, central stack down {result['outage_seconds']:.0f}s"
+    if len(caught) == len(agents):
+        figure("agent_catch_up_seconds", max(caught.values()), "s",
+               note + "; from Prometheus and the edge answering again to every buffered sample stored")
+    else:
+        print(f"agent_catch_up_seconds: not within 120s for {sorted(set(agents) - set(caught))}", flush=True)
+    figure("agent_samples_lost", sum(result["samples_lost"].values()) + sum(result["agent_dropped"].values()),
+           "samples", note)
+
+
+def scenario_running() -> bool:
+    names = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    return "prometheus-agent" in names and any(c["Service"] == "edge" and c["State"] == "running"
+                                               for c in containers())
+
+
 def main() -> int:
-    with tempfile.TemporaryDirectory() as scratch:
-        render_figures(Path(scratch))
-    if not any(c["State"] == "running" for c in containers()):
-        print("stack figures skipped: the stack is not running (make up)", flush=True)
-        return 0
-    smoke_figure()
-    stack_figures()
+    only = os.environ.get("BENCH_ONLY", "")
+    if only not in ("", "multihost"):
+        print(f"BENCH_ONLY={only}: expected multihost or nothing", file=sys.stderr)
+        return 2
+    if not only:
+        with tempfile.TemporaryDirectory() as scratch:
+            render_figures(Path(scratch))
+        if not any(c["State"] == "running" for c in containers()):
+            print("stack figures skipped: the stack is not running (make up)", flush=True)
+            return 0
+        smoke_figure()
+        stack_figures()
+    if scenario_running():
+        multihost_figures()
+    else:
+        print("agent figures skipped: the multi-host scenario is not up (tests/multihost/scenario.py up)",
+              flush=True)
     return 0
 
 

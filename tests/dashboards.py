@@ -43,11 +43,14 @@ class Query:
     where: str       # panel title and refId, variable name or annotation name
     expr: str        # the PromQL as Grafana sends it, variables and all
     kind: str        # panel, variable or annotation
+    # (variable, its "All" value) of the dashboard: what Grafana puts in for "All"
+    all_values: tuple = ()
 
     def promql(self, any_value: str = ".+") -> str:
         """Runnable PromQL: Grafana's interval variables become durations, dashboard
-        variables (only ever used in regex matchers) match `any_value`, and a variable
-        query label_values(selector, label) becomes the query Grafana runs for it."""
+        variables (only ever used in regex matchers) match what their "All" does (or
+        `any_value`), and a variable query label_values(selector, label) becomes the
+        query Grafana runs for it."""
         expr = self.expr
         match = LABEL_VALUES.match(expr.strip())
         if match:
@@ -55,7 +58,7 @@ class Query:
 
         def value(m: re.Match) -> str:
             name = m.group(1) or m.group(2)
-            return GRAFANA_INTERVALS.get(name, any_value)
+            return GRAFANA_INTERVALS.get(name) or dict(self.all_values).get(name) or any_value
 
         return VARIABLE.sub(value, expr)
 
@@ -63,18 +66,20 @@ class Query:
 def prometheus_queries(dashboard: dict) -> list[Query]:
     """Every query a dashboard sends to a Prometheus datasource."""
     uid = dashboard["uid"]
+    every = tuple((v["name"], v["allValue"]) for v in dashboard.get("templating", {}).get("list", [])
+                  if v.get("includeAll") and v.get("allValue"))
     found = []
     for panel in all_panels(dashboard):
         for target in panel.get("targets", []):
             ds = target.get("datasource") or panel.get("datasource") or {}
             if ds.get("type") == "prometheus":
-                found.append(Query(uid, f"{panel['title']} [{target['refId']}]", target["expr"], "panel"))
+                found.append(Query(uid, f"{panel['title']} [{target['refId']}]", target["expr"], "panel", every))
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("type") == "query" and variable.get("datasource", {}).get("type") == "prometheus":
             query = variable["query"]
             query = query["query"] if isinstance(query, dict) else query
-            found.append(Query(uid, f"variable ${variable['name']}", query, "variable"))
+            found.append(Query(uid, f"variable ${variable['name']}", query, "variable", every))
     for annotation in dashboard.get("annotations", {}).get("list", []):
         if annotation.get("datasource", {}).get("type") == "prometheus":
-            found.append(Query(uid, f"annotation {annotation['name']}", annotation["expr"], "annotation"))
+            found.append(Query(uid, f"annotation {annotation['name']}", annotation["expr"], "annotation", every))
     return found

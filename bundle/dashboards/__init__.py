@@ -1,7 +1,8 @@
 """The Grafana dashboards, built in Python (builder.py) from one module per dashboard.
 
 Each module defines FOLDER (the Grafana folder), LAYERS (layers it needs besides
-dashboards) and dashboard(values) -> builder.Dashboard. They are written to
+dashboards) and dashboard(values) -> builder.Dashboard, and may define wanted(values)
+when more than its layers decide whether it exists. They are written to
 config/grafana/dashboards/<FOLDER>/<uid>.json.
 """
 
@@ -28,6 +29,8 @@ def files(values: dict) -> dict[str, str]:
     out = {}
     for module in modules():
         if not all(layers.is_on(values, layer) for layer in module.LAYERS):
+            continue
+        if hasattr(module, "wanted") and not module.wanted(values):
             continue
         board = module.dashboard(values)
         model = build(board, values, f"bundle/dashboards/{module.__name__.rsplit('.', 1)[1]}.py")

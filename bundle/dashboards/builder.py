@@ -35,7 +35,7 @@ GRID_WIDTH = 24
 UP_STEPS = [{"color": "red", "value": None}, {"color": "green", "value": 1}]
 UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "down", "color": "red", "index": 0},
                                               "1": {"text": "up", "color": "green", "index": 1}}}]
-SELECTOR = 'job=~"$job",instance=~"$instance"'  # the $job and $instance variables
+SELECTOR = 'host=~"$host",job=~"$job",instance=~"$instance"'  # the $host, $job and $instance variables
 REF_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REDUCE = {"calcs": ["lastNotNull"], "fields": "", "values": False}
 OPTIONS = {
@@ -61,7 +61,7 @@ class Dashboard:
     description: str
     tags: list[str]
     rows: list[dict]                 # [{title, panels: [spec, ...]}]
-    vars_from: str | None = None     # a metric whose job and instance labels fill $job and $instance
+    vars_from: str | None = None     # a metric whose host, job and instance labels fill the variables
     variables: list[dict] = field(default_factory=list)
     links: list[dict] = field(default_factory=list)
     time_from: str = "now-1h"
@@ -167,12 +167,15 @@ def target(t: dict, ref: str, ds: dict, spec: dict, values: dict) -> dict:
 
 
 def variables_from(metric: str, prom: dict) -> list[dict]:
+    """$host (values `host` and `hosts`: every series carries one), then $job and
+    $instance among the chosen hosts. "All" of $host also matches a series without it."""
     out = []
-    for name, selector in (("job", metric), ("instance", metric + '{job=~"$job"}')):
+    for name, selector, everything in (("host", metric, ".*"), ("job", metric + '{host=~"$host"}', ".+"),
+                                       ("instance", metric + '{host=~"$host",job=~"$job"}', ".+")):
         query = f"label_values({selector}, {name})"
         out.append({"name": name, "label": name.capitalize(), "type": "query", "datasource": prom, "query": query,
                     "definition": query, "refresh": 2, "sort": 1, "multi": True, "includeAll": True,
-                    "allValue": ".+", "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+                    "allValue": everything, "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
                     "options": [], "hide": 0})
     return out
 

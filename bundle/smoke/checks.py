@@ -426,12 +426,17 @@ def alertmanager_config(ctx: Context) -> str:
 @check("alertmanager.cluster", "Alertmanager's cluster is healthy when clustered", "alertmanager")
 def alertmanager_cluster(ctx: Context) -> str:
     cluster = am_status(ctx)["cluster"]
+    replicas = ctx.expected.alertmanagers
     if cluster["status"] == "disabled":
+        if replicas > 1:
+            raise Fail(f"clustering is off, but the values run {replicas} Alertmanagers")
         return "single node (clustering off): nothing to check"
     problems = []
     if cluster["status"] != "ready":
         problems.append(f"cluster status {cluster['status']}")
     peers = len(cluster.get("peers") or [])
+    if peers != replicas:
+        problems.append(f"{peers} peers listed, the values run {replicas} Alertmanagers")
     for labels, value in ctx.query("alertmanager_cluster_members"):
         if value != peers:
             problems.append(f"{labels.get('instance')} sees {value:.0f} members, {peers} peers listed")

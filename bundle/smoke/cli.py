@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import DEFAULT_VALUES, ROOT
+from .. import DEFAULT_VALUES, ROOT, hosts
 from ..checks import check_values
 from ..cli import load
 from ..errors import InputError
@@ -49,8 +49,8 @@ def local_secret(values: dict, dotenv: dict, name: str) -> str | None:
 
 def endpoints(values: dict, environ: dict, dotenv: dict) -> dict[str, Endpoint]:
     remote = is_remote(environ)
-    host = values["bind_address"]
-    host = "127.0.0.1" if host == "0.0.0.0" else host
+    # The services' own ports (the edge's address is for remote users: SMOKE_*_URL).
+    host = hosts.direct_address(values)
     verify: bool | str = environ.get("SMOKE_CA_FILE") or True
     out = {}
     for service, part in ENV.items():

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import yaml
 
-from .. import alerts, build, layers
+from .. import alerts, build, hosts, layers
 from .compare import seconds
 
 # Grafana datasources provisioned only with their layer on
@@ -54,7 +54,18 @@ class Expected:
 
     @property
     def jobs(self) -> dict[str, dict]:
-        return layers.scrape_jobs(self.values)
+        """Every job Prometheus scrapes: those of the values and layers, then those that
+        read their targets from files (pull-mode hosts, the blackbox probes)."""
+        out = dict(layers.scrape_jobs(self.values))
+        out.update({job: {} for job in hosts.pull_jobs(self.values)})
+        if self.layer("blackbox") and self.values["blackbox"]["probes"]:
+            out["blackbox"] = {}
+        return out
+
+    @property
+    def alertmanagers(self) -> int:
+        """How many Alertmanagers run (a cluster when more than one)."""
+        return len(layers.alertmanagers(self.values))
 
     @property
     def allowed_down(self) -> dict[str, str]:

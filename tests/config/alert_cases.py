@@ -38,6 +38,16 @@ def counter(per_step: float) -> tuple[str, float]:
     return ("counter", per_step)
 
 
+def clock(v: float) -> tuple[str, float]:
+    """A timestamp-like gauge: v plus the seconds since the start, so v - time() stays v."""
+    return ("clock", v)
+
+
+def once(v: float) -> tuple[str, float]:
+    """One sample at the start, then nothing: a series that went silent."""
+    return ("once", v)
+
+
 Series = dict[str, tuple[str, float]]  # selector -> (kind, value or increase per step)
 
 
@@ -75,6 +85,11 @@ AM = 'job="alertmanager",service="alertmanager",instance="alertmanager:9093"'
 CELERY = 'job="celery",service="celery",instance="celery-worker:9808"'
 ES = 'job="elasticsearch",service="elasticsearch",instance="elasticsearch-exporter:9114"'
 LS = 'job="logstash",service="logstash",instance="logstash-exporter:9198"'
+# As a remote host's agent labels what it sends (bundle/agent.py).
+AGENT = 'job="prometheus-agent",service="prometheus-agent",instance="web-1",host="web-1"'
+QUEUE = 'remote_name="central",url="https://monitoring.example.com/prometheus/api/v1/write"'
+PROBE = 'job="blackbox",instance="https://shop.example.com/health",probe="shop",host="central"'
+LOOKBACK = 300  # seconds an instant query looks back for a series' last sample
 
 
 def labels_of(selector: str, **extra) -> dict:
@@ -404,6 +419,38 @@ CASES: dict[str, Case] = {
         quiet={"an app that never logged reports no shipper": lambda a: {f"up{{{API}}}": gauge(1)}},
     ),
 }
+
+
+CASES.update({
+    "RemoteHostSilent": Case(
+        # level 1: the agent keeps sending; 0: one sample, then silence.
+        series=lambda a, sending: {f"up{{{AGENT}}}": gauge(1) if sending else once(1)},
+        fire=lambda a: 0, healthy=1, true_from=LOOKBACK,
+        labels=lambda a, v: {"host": "web-1"},
+    ),
+    "RemoteWriteBehind": Case(
+        series=lambda a, behind: {
+            f"prometheus_remote_storage_highest_timestamp_in_seconds{{{AGENT}}}": gauge(100000),
+            f"prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{{AGENT},{QUEUE}}}": gauge(100000 - behind)},
+        fire=lambda a: a["threshold"] * 2, under=lambda a: just_under(a["threshold"]), healthy=1,
+        labels=lambda a, v: labels_of(f"{AGENT},{QUEUE}"),
+    ),
+    "RemoteWriteFailing": Case(
+        series=lambda a, n: {f"prometheus_remote_storage_samples_failed_total{{{AGENT},{QUEUE}}}": counter(n)},
+        fire=lambda a: 10, healthy=0, true_from=STEP,
+        labels=lambda a, v: {k: v for k, v in labels_of(f"{AGENT},{QUEUE}").items() if k not in ("job", "service")},
+    ),
+    "EndpointDown": Case(
+        series=lambda a, ok: {f"probe_success{{{PROBE}}}": gauge(ok)}, fire=lambda a: 0, healthy=1,
+        labels=lambda a, v: labels_of(PROBE),
+    ),
+    "CertificateExpiresSoon": Case(
+        # An expiry `days` ahead of the test's clock all along.
+        series=lambda a, days: {f"probe_ssl_earliest_cert_expiry{{{PROBE}}}": clock(days * 86400)},
+        fire=lambda a: a["threshold"] / 2, under=lambda a: just_over(a["threshold"]), healthy=90,
+        labels=lambda a, v: labels_of(PROBE),
+    ),
+})
 
 
 def target_missing_series(values: dict) -> Callable[[dict, float], Series]:

@@ -25,8 +25,11 @@ KEPT_RULE_TESTS = ROOT / "tests" / "rules"
 
 # Every layer and every optional alert on: the superset of the rules the templates make.
 EVERYTHING_ON = {
-    "layers": {"dashboards": True, "logs": True, "tracing": True, "apm": True},
+    "layers": {"dashboards": True, "logs": True, "tracing": True, "apm": True,
+               "edge": True, "alertmanager_ha": True, "blackbox": True},
     "alerts": {"NginxHighErrorRate": {"enabled": True}},
+    # An agent host: the alerts on remote hosts and remote write render.
+    "hosts": {"web-1": {"mode": "agent", "exporters": ["node"]}},
 }
 
 

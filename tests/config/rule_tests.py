@@ -19,7 +19,7 @@ from bundle.alerts import settings
 
 TAIL = 600  # seconds of data after the firing point, for the quiet checks
 # The bundle's own rule files; custom.yml (values custom_rules) has kept tests instead.
-BUNDLE_RULE_FILES = ["platform.yml", "bundle.yml", "logs.yml"]
+BUNDLE_RULE_FILES = ["platform.yml", "bundle.yml", "logs.yml", "hosts.yml"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -49,9 +49,19 @@ def humanize(v: float) -> str:
 
 
 def humanize_duration(v: float) -> str:
-    """Prometheus' `humanizeDuration` for values below a minute."""
-    assert 0 < v < 60, v
-    return "%.4gs" % v if v >= 1 else "%.4gms" % (v * 1000)
+    """Prometheus' `humanizeDuration` for positive values (template/template.go)."""
+    assert v > 0, v
+    if v < 1:
+        return "%.4gms" % (v * 1000)
+    whole = int(v)
+    days, hours, minutes, secs = whole // 86400, whole // 3600 % 24, whole // 60 % 60, whole % 60
+    if days:
+        return f"{days}d {hours}h {minutes}m {secs}s"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return "%.4gs" % v
 
 
 def go_value(v: float) -> str:
@@ -82,6 +92,10 @@ def expand(text: str, labels: dict, value: float) -> str:
 
 
 def samples(kind: str, v: float, n: int) -> str:
+    if kind == "once":  # one sample at the start, then none
+        return f"{v:g} _x{n}"
+    if kind == "clock":  # v plus the time since the start: v - time() stays v
+        return f"{v:g}+{STEP}x{n}"
     return f"{v:g}+0x{n}" if kind == "gauge" else f"0+{v:g}x{n}"
 
 

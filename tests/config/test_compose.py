@@ -28,6 +28,8 @@ LAYERS = ["dashboards", "logs", "tracing", "apm"]
 # APM Server writes to the logs layer's Elasticsearch.
 COMBINATIONS = [dict(zip(LAYERS, combo)) for combo in itertools.product([False, True], repeat=4)
                 if not (combo[3] and not combo[1])]
+# The opt-in layers beyond one host, all on over every other layer (README "Remote access").
+EVERYTHING = {**dict.fromkeys(LAYERS, True), "edge": True, "alertmanager_ha": True, "blackbox": True}
 # Images without any tool to run a check with (FROM scratch), documented in compose/core.yml
 # and compose/logs.yml.
 NO_HEALTHCHECK = {"nginx-exporter", "logstash-exporter"}
@@ -39,7 +41,7 @@ def rendered(root, tmp_path_factory):
     import sys
 
     out = {}
-    for layers in COMBINATIONS:
+    for layers in [*COMBINATIONS, EVERYTHING]:
         name = "+".join(k for k, v in layers.items() if v) or "core"
         work = tmp_path_factory.mktemp(name)
         overlay = work / "layers.yaml"
@@ -53,28 +55,32 @@ def rendered(root, tmp_path_factory):
 
 
 def test_every_layer_combination_is_a_valid_compose_project(rendered):
-    assert len(rendered) == 12
+    assert len(rendered) == 13
     expected = {"core": {"prometheus", "alertmanager", "node-exporter", "postgres-exporter",
                          "redis-exporter", "nginx-exporter"},
                 "dashboards": {"grafana"}, "tracing": {"jaeger"}, "logs": {"elasticsearch", "logstash", "kibana"},
-                "apm": {"apm-server"}}
+                "apm": {"apm-server"}, "edge": {"edge"}, "alertmanager_ha": {"alertmanager-2"},
+                "blackbox": {"blackbox-exporter"}}
     for name, (layers, model, _) in rendered.items():
         services = set(model["services"])
         assert expected["core"] <= services, name
-        for layer in LAYERS:
-            assert (expected[layer] <= services) == layers[layer], (name, layer)
+        for layer in expected.keys() - {"core"}:
+            assert (expected[layer] <= services) == layers.get(layer, False), (name, layer)
+
+
+EVERY_LAYER = "dashboards+logs+tracing+apm+edge+alertmanager_ha+blackbox"
 
 
 @pytest.fixture(scope="module")
 def full(rendered):
-    return rendered["dashboards+logs+tracing+apm"][1]
+    return rendered[EVERY_LAYER][1]
 
 
 @pytest.fixture(scope="module")
 def full_config(rendered) -> Path:
     """Where the every-layer combination was rendered: Compose mounts ../config, which
     stands for this directory in that combination."""
-    return rendered["dashboards+logs+tracing+apm"][2]
+    return rendered[EVERY_LAYER][2]
 
 
 def long_running(model):
@@ -255,9 +261,10 @@ def test_no_value_of_the_local_env_appears_in_config_or_compose(root):
 # services whose values name it, and the setup job that sets the Elasticsearch users'
 # passwords. Written out here, not derived from bundle/layers.yaml.
 SECRET_CONSUMERS = {
-    "smtp_password": {"alertmanager"},
-    "slack_critical_webhook_url": {"alertmanager"},
-    "slack_warning_webhook_url": {"alertmanager"},
+    # alertmanager-2: the second Alertmanager of the alertmanager_ha layer.
+    "smtp_password": {"alertmanager", "alertmanager-2"},
+    "slack_critical_webhook_url": {"alertmanager", "alertmanager-2"},
+    "slack_warning_webhook_url": {"alertmanager", "alertmanager-2"},
     "postgres_exporter_password": {"postgres-exporter"},
     # redis_exporter gets it only inside the map of FORMATTED below.
     "redis_password": set(),
@@ -277,6 +284,10 @@ SECRET_CONSUMERS = {
     "elasticsearch_exporter_password": {"elasticsearch-exporter", "elasticsearch-setup"},
     "apm_server_password": {"apm-server", "elasticsearch-setup"},
     "apm_secret_token": {"apm-server"},
+    "edge_admin_password": {"edge"},
+    "edge_agent_password": {"edge"},
+    # The login of pull-mode hosts' exporters (values `agent`).
+    "pull_password": {"prometheus"},
 }
 # Files in a program's own format made from a secret (README "Secrets"): redis_exporter's
 # --redis.password-file, a map that names the configured Redis only.
@@ -305,7 +316,7 @@ def test_every_secret_reaches_exactly_the_services_that_use_it(full, values, roo
 def test_a_layer_that_is_off_gets_no_secret_and_no_service(rendered):
     layers, model, _ = rendered["core"]
     assert set(secret_receivers(model)) == {"smtp_password", "slack_critical_webhook_url", "slack_warning_webhook_url",
-                                           "postgres_exporter_password", "redis_password_map"}
+                                           "postgres_exporter_password", "redis_password_map", "pull_password"}
     _, model, _ = rendered["dashboards"]
     assert secret_receivers(model)["grafana_reader_password"] == {"grafana"}   # no elasticsearch-setup
 
@@ -332,7 +343,7 @@ def test_a_new_receiver_needs_only_values_and_env(root, run_render, tmp_path):
 
 # README "Hardening": the exceptions to the shared settings (config/compose.overlay.yml:
 # no capability, no new privileges, a PID limit). Written from the README table.
-CAPABILITIES = {"jaeger-volume-init": {"CHOWN", "DAC_READ_SEARCH"}}
+CAPABILITIES = {"jaeger-volume-init": {"CHOWN", "DAC_READ_SEARCH"}, "edge": {"NET_BIND_SERVICE"}}
 PIDS = {"elasticsearch": 4096, "logstash": 1024}
 
 

@@ -229,7 +229,8 @@ def test_a_merge_key_followed_by_an_override_is_standard_yaml(work):
     config = accepted(work, text)
     jobs = {j["job_name"]: j for j in yaml.safe_load((config / "prometheus" / "prometheus.yml").read_text())[
         "scrape_configs"]}
-    assert jobs["b"]["static_configs"] == [{"targets": ["b:1"], "labels": {"team": "x"}}]
+    # (host: every job of this Prometheus carries values `host`, README "Several hosts")
+    assert jobs["b"]["static_configs"] == [{"targets": ["b:1"], "labels": {"host": "central", "team": "x"}}]
     refused(work, "cluster: a\nenvironment: b\ncluster: c\n", ["overlay-0.yaml:3: cluster: duplicate key"])
 
 

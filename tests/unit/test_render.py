@@ -134,9 +134,12 @@ def test_an_overlay_adds_changes_and_removes_scrape_jobs_by_name(run_render):
     jobs = {j["job_name"]: j for j in result.yaml("prometheus/prometheus.yml")["scrape_configs"]}
     assert list(jobs) == ["api-gateway", "celery-workers", "billing", "nginx", "postgres", "redis", "node",
                           "prometheus", "alertmanager", "grafana", "elasticsearch", "logstash"]
-    assert jobs["api-gateway"]["static_configs"] == [{"targets": ["api:8000"], "labels": {"service": "api-gateway"}}]
+    # Every series scraped here carries this host's name (values `host`).
+    assert jobs["api-gateway"]["static_configs"] == [{"targets": ["api:8000"],
+                                                      "labels": {"host": "central", "service": "api-gateway"}}]
     assert jobs["grafana"]["scrape_interval"] == "1m"
-    assert jobs["grafana"]["static_configs"] == [{"targets": ["grafana:3000"], "labels": {"service": "grafana"}}]
+    assert jobs["grafana"]["static_configs"] == [{"targets": ["grafana:3000"],
+                                                  "labels": {"host": "central", "service": "grafana"}}]
     absent = result.yaml("prometheus/rules/bundle.yml")["groups"][0]["rules"][0]["expr"]
     assert 'absent(up{job="billing"})' in absent and "flower" not in absent and "jaeger" not in absent
 

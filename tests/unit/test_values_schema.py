@@ -108,7 +108,9 @@ def test_every_alert_of_the_catalogue_renders_with_the_settings_values_give_it(r
     overrides = {"HighCPUUsage": {"threshold": 93, "for": "17m", "severity": "critical"},
                  "NginxHighErrorRate": {"enabled": True},
                  "RedisDown": {"for": "3m"}}
-    result = run_render({"layers": {"dashboards": True, "logs": True, "tracing": True, "apm": True},
+    result = run_render({"layers": {"dashboards": True, "logs": True, "tracing": True, "apm": True,
+                                    "edge": True, "alertmanager_ha": True, "blackbox": True},
+                         "hosts": {"web-1": {"mode": "agent", "exporters": ["node"]}},
                          "alerts": overrides})
     assert result.code == 0, result.stderr
     rules = {rule["alert"]: rule for path in sorted((result.output / "prometheus/rules").glob("*.yml"))
