@@ -112,8 +112,11 @@ class Expected:
     def datasources(self) -> dict[str, str]:
         """Grafana datasource key (its type) -> uid, for the enabled layers."""
         found = self.values["grafana"]["datasources"]
-        return {key: spec["uid"] for key, spec in found.items()
-                if key not in DATASOURCE_LAYER or self.layer(DATASOURCE_LAYER[key])}
+        out = {key: spec["uid"] for key, spec in found.items()
+               if key != "longterm" and (key not in DATASOURCE_LAYER or self.layer(DATASOURCE_LAYER[key]))}
+        # The long-term stores' datasources (by their name in Grafana), always provisioned.
+        out.update({f"longterm {name}": spec["uid"] for name, spec in found["longterm"].items()})
+        return out
 
     @property
     def logs_stream(self) -> str:
