@@ -4,7 +4,6 @@ service accepts beyond the shape of a value (service_problems)."""
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 import sys
 from typing import Iterator
@@ -92,7 +91,7 @@ TLS_FILES = {("logstash", "tls"): ("server.crt", "server.key", "ca.crt"),
 
 
 def tls_problems(values: dict, source: Source) -> list[str]:
-    """TLS settings that name missing files, and APM's secret token in clear beyond this host."""
+    """TLS settings that name missing files."""
     problems = []
     layer_of = {"logstash": "logs", "apm": "apm"}
     for (section, key), names in TLS_FILES.items():
@@ -110,11 +109,8 @@ def tls_problems(values: dict, source: Source) -> list[str]:
         where = ("exporters", exporter, "ca_file")
         if ca and not (ROOT / ca).is_file():
             problems.append(f"{source.where(where)}: {dotted(where)}: no such file: {ca}")
-    bind = values["bind_address"]
-    if layers.is_on(values, "apm") and not values["apm"]["tls"]["enabled"] and not ipaddress.ip_address(bind).is_loopback:
-        where = ("apm", "tls", "enabled")
-        problems.append(f"{source.where(where)}: {dotted(where)}: APM agents would send the secret token in clear "
-                        f"to {bind}; with a bind_address beyond loopback, enable apm.tls (or switch layers.apm off)")
+    # APM's secret token never crosses the network in clear: its port, like every port but
+    # the edge's, is published on loopback only whatever bind_address (hosts.direct_address).
     return problems
 
 

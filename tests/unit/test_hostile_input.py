@@ -426,8 +426,11 @@ def test_a_symlinked_env_is_updated_through_the_link(work):
 
 
 def test_env_example_comments_cannot_inject_variables(work):
+    # A description is one line of text (it is also quoted in one-line messages).
     overlay = {"secrets": {"x_token": {"env": "X_TOKEN", "generate": False,
-                                       "description": "x\nBIND_ADDRESS=0.0.0.0", "doc": "https://x\nEVIL=1"}}}
+                                       "description": "x\nBIND_ADDRESS=0.0.0.0", "doc": "https://x"}}}
+    refused(work, yaml.safe_dump(overlay), ["secrets.x_token.description: expected one line of text"])
+    overlay["secrets"]["x_token"].update(description="x", doc="https://x\nEVIL=1")
     accepted(work, yaml.safe_dump(overlay))
     from bundle.secrets import read_env
 

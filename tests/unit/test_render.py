@@ -436,6 +436,8 @@ SECRET_READERS = {
     "logs_viewer_password": {ELASTIC}, "kibana_admin_password": {ELASTIC},
     "logstash_writer_password": {ELASTIC}, "apm_server_password": {ELASTIC}, "apm_secret_token": {ELASTIC},
     "elasticsearch_exporter_password": {NOBODY, ELASTIC},
+    # Prometheus' login to the exporters of pull-mode hosts (values `agent`).
+    "pull_password": {NOBODY},
 }
 
 
@@ -472,8 +474,8 @@ def test_secret_files_follow_the_layers(run_render, tmp_path):
     (tmp_path / ".secrets" / ".kibana_encryption_key.tmp123").write_text("left by a killed render")
     assert run_render({"layers": {"logs": False, "apm": False, "dashboards": False}}).code == 0
     assert sorted(p.name for p in (tmp_path / ".secrets").iterdir() if p.name != SOURCES_FILE) == [
-        "postgres_exporter_password", "redis_password_map", "slack_critical_webhook_url", "slack_warning_webhook_url",
-        "smtp_password"]
+        "postgres_exporter_password", "pull_password", "redis_password_map", "slack_critical_webhook_url",
+        "slack_warning_webhook_url", "smtp_password"]
 
 
 def test_check_mode_writes_no_secret_file(run_render, tmp_path):

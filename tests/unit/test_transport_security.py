@@ -98,13 +98,17 @@ def test_tls_files_that_are_missing_are_refused(run_render, tmp_path):
                      r"\(expected server\.crt, server\.key, ca\.crt\)", result.stderr), result.stderr
 
 
-def test_apm_published_beyond_loopback_needs_tls(run_render, tmp_path):
+def test_apm_is_published_on_loopback_only_and_takes_tls(run_render, tmp_path):
+    # Beyond loopback only the edge listens (README "Remote access"): APM Server's port
+    # stays on 127.0.0.1, so agents never send its secret token in clear beyond this host.
     refused = run_render({"bind_address": "0.0.0.0"})
     assert refused.code == 1
-    assert "apm.tls.enabled: APM agents would send the secret token in clear to 0.0.0.0" in refused.stderr
-    assert run_render({"bind_address": "0.0.0.0", "layers": {"apm": False}}).code == 0
+    assert "bind_address: 0.0.0.0 is not loopback" in refused.stderr
+    beyond = run_render({"bind_address": "0.0.0.0", "layers": {"edge": True}})
+    assert beyond.code == 0, beyond.stderr
+    assert read_env(beyond.output / "compose.env")["BIND_ADDRESS"] == "127.0.0.1"
     directory = tls_dir(tmp_path, "server.crt", "server.key")
-    accepted = run_render({"bind_address": "0.0.0.0", "apm": {"tls": {"enabled": True, "directory": str(directory)}}})
+    accepted = run_render({"apm": {"tls": {"enabled": True, "directory": str(directory)}}})
     assert accepted.code == 0, accepted.stderr
     # https://www.elastic.co/docs/solutions/observability/apm/apm-agent-tls-communication
     ssl = accepted.yaml("apm-server/apm-server.yml")["apm-server"]["ssl"]
