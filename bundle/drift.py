@@ -96,6 +96,11 @@ class Checkout:
         files = self.compose_files() + ([str(self.overlay)] if with_overlay else [])
         settings = self.settings()
         env = {k: v for k, v in os.environ.items() if k not in settings and not k.startswith("COMPOSE_")}
+        # What depends on the host, exported as scripts/compose.sh does: else the hash of a
+        # service using it (node-exporter's / mount) differs from the one `up` gave it.
+        host = subprocess.run([str(ROOT / "scripts" / "host-env.sh"), str(self.config / "compose.env")],
+                              env=env, capture_output=True, text=True)
+        env.update(line.split("=", 1) for line in host.stdout.splitlines() if "=" in line)
         env["COMPOSE_FILE"] = ":".join(files)
         command = ["docker", "compose", "--env-file", str(self.env_file),
                    "--env-file", str(self.config / "compose.env"), *args]
