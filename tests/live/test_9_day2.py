@@ -340,7 +340,9 @@ def test_builds(stack_values):
     }
     for tag, dockerfile in builds.items():
         subprocess.run(["docker", "build", "--quiet", "--tag", tag, "-"], input=dockerfile, text=True, check=True,
-                       capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+                       capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+                            # The engine the stack runs on, where `make upgrade` looks for them.
+                            **{k: v for k, v in os.environ.items() if k == "DOCKER_HOST"}})
     yield list(builds)
     subprocess.run(["docker", "rmi", *builds], capture_output=True)
 
