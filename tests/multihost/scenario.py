@@ -4,9 +4,9 @@ plus simulated remote hosts and a long-term store, each a Compose project of its
     python tests/multihost/scenario.py up     # after `make up` with the same VALUES
     python tests/multihost/scenario.py down   # every project and network it made
 
-Networks stand for what joins real hosts: obsbundle-wan (the internet: the agent hosts
-and, of the central stack, the edge alone, as monitoring.test), obsbundle-pull (the
-central Prometheus and the pull-mode host) and obsbundle-longterm (the central
+Networks stand for what joins real hosts: simulated-wan (the internet: the agent hosts
+and, of the central stack, the edge alone, as monitoring.test), simulated-pull (the
+central Prometheus and the pull-mode host) and simulated-longterm (the central
 Prometheus and the long-term store). The hosts run the bundles `make agent` writes.
 """
 
@@ -28,7 +28,10 @@ from bundle.build import image_ref  # noqa: E402
 from bundle.cli import load  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-WAN, PULL, LONGTERM = "obsbundle-wan", "obsbundle-pull", "obsbundle-longterm"
+# Named to sort after the stack's own network (<project>_default): engines before 28.0
+# publish a container's ports into the network whose name sorts first (gw_priority
+# decides from 28.0 on), and Prometheus listens on the stack's network only.
+WAN, PULL, LONGTERM = "simulated-wan", "simulated-pull", "simulated-longterm"
 EDGE_NAME = "monitoring.test"
 LONGTERM_URL = "http://127.0.0.1:18428"
 
@@ -83,6 +86,7 @@ def longterm_compose(values: dict) -> tuple[list[str], dict]:
 def up() -> None:
     values = scenario_values()
     for network in (WAN, PULL, LONGTERM):
+        assert network > f"{values['project_name']}_default", network
         if run("docker", "network", "inspect", network, check=False).returncode != 0:
             run("docker", "network", "create", network)
     # Of the central stack, only the edge is on the simulated internet.
