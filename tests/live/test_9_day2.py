@@ -11,6 +11,7 @@ the stack and leaves it as it found it (same VALUES, healthy, demo platform atta
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
