@@ -15,16 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 while IFS= read -r name; do
     unset "$name"
 done < <(sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' config/compose.env; compgen -v COMPOSE_ || true)
-# node_exporter mounts the host's / with rslave propagation (compose/core.yml), which
-# Docker refuses when / is a private mount (some containers, chroots): a plain read-only
-# mount there, which sees the filesystems mounted before it started.
-# https://docs.docker.com/engine/storage/bind-mounts/#configure-bind-propagation
-if [ -z "${HOST_ROOT_MOUNT:-}" ] && [ -r /proc/self/mountinfo ] && ! awk '
-        $5 == "/" { shared = 0; for (i = 7; $i != "-"; i++) if ($i ~ /^(shared|master):/) shared = 1 }
-        END { exit !shared }' /proc/self/mountinfo; then
-    export HOST_ROOT_MOUNT=ro
-fi
-# What depends on the host (SELinux): scripts/host-env.sh.
+# What depends on the host (SELinux, the propagation of /): scripts/host-env.sh.
 host_env=$(scripts/host-env.sh config/compose.env)
 while IFS= read -r line; do
     export "${line?}"

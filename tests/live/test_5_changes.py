@@ -67,10 +67,15 @@ def apply(overlays, expected: set[str], *extra) -> str:
 
 
 def metric(service: str, port: int, name: str) -> float | None:
+    """A sample of the service's own /metrics, read inside its container: on loopback, or
+    on the stack-only alias where that is its one listen address (compose/core.yml)."""
     container = subprocess.run(["scripts/compose.sh", "ps", "--quiet", service], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
-    text = subprocess.run(["docker", "exec", container, "wget", "-q", "-O", "-", f"http://127.0.0.1:{port}/metrics"],
-                          capture_output=True, text=True).stdout
+    for host in ("127.0.0.1", f"{service}.stack"):
+        text = subprocess.run(["docker", "exec", container, "wget", "-q", "-O", "-", f"http://{host}:{port}/metrics"],
+                              capture_output=True, text=True).stdout
+        if text:
+            break
     found = re.search(rf"(?m)^{name} (\S+)$", text)
     return float(found.group(1)) if found else None
 
