@@ -345,7 +345,8 @@ def test_every_service_is_hardened_unless_the_readme_says_why(rendered):
             assert set(service.get("cap_add") or []) == CAPABILITIES.get(name, set()), where
             assert "no-new-privileges:true" in service.get("security_opt", []), where
             assert service.get("pids_limit") == PIDS.get(name, 256), where
-            assert service.get("read_only") is (name not in WRITABLE_ROOT), where
+            # `docker compose config` leaves out read_only: false (the default).
+            assert bool(service.get("read_only")) is (name not in WRITABLE_ROOT), where
             assert service["logging"]["options"]["max-size"], where
 
 
