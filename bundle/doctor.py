@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import DEFAULT_VALUES, ROOT, compose, layers
+from . import DEFAULT_VALUES, ROOT, compose, images, layers, versions
 from .checks import lookup, published_ports
 from .values import dotted
 
@@ -601,6 +601,48 @@ def covers(listening: str, wanted: str) -> bool:
     """Whether a socket listening on `listening` takes the port on `wanted` too."""
     return listening == wanted or ipaddress.ip_address(listening).is_unspecified or \
         ipaddress.ip_address(wanted).is_unspecified
+
+
+ARM64 = {"aarch64", "arm64"}
+
+
+@check("images")
+def images_here(host: Host) -> list[Finding]:
+    """Every image of the enabled layers: on this engine already, or pulled by `make up`
+    (which stops before changing anything when one cannot be pulled); on an arm64 engine,
+    one that upstream publishes for arm64 (versions.yaml `arm64`)."""
+    try:
+        arch = str(host.info().get("Architecture", ""))
+    except DockerError:
+        return []   # engine-access says it
+    published = versions.load().get("arm64", {})
+    findings, missing = [], []
+    for image in images.enabled_images(host.values):
+        if arch in ARM64:
+            entry = published.get(image.key, {})
+            if entry.get("published") is False:
+                findings.append(Finding(
+                    BLOCKER, f"{image.ref} ({', '.join(image.services)}) has no linux/arm64 build and this engine "
+                             f"is {arch}", f"upstream publishes none: {entry.get('source', 'versions.yaml')}",
+                    f"switch the layer of {', '.join(image.services)} off, or pin an image built for arm64"))
+            elif entry.get("published") is not True:
+                findings.append(Finding(
+                    WARNING, f"{image.ref} ({', '.join(image.services)}): whether it has a linux/arm64 build is "
+                             "not known", f"see versions.yaml arm64 {image.key}",
+                    f"docker manifest inspect {image.ref}"))
+        try:
+            host.docker("image", "inspect", "--format", "{{.Id}}", image.ref)
+        except DockerError:
+            missing.append(image.ref)
+    if missing:
+        findings.append(Finding(
+            WARNING, f"{len(missing)} image(s) not on this engine yet: {', '.join(missing)}",
+            "make up pulls them first, and stops before changing anything when one cannot be pulled",
+            "make pull (says per image why one cannot be pulled); without a registry: make save on a host "
+            "that has them, make load here"))
+    else:
+        findings.append(Finding(OK, "every image of the enabled layers is on this engine"))
+    return findings
 
 
 @check("ports")

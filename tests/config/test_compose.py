@@ -342,9 +342,10 @@ def test_a_new_receiver_needs_only_values_and_env(root, run_render, tmp_path):
 
 
 # README "Hardening": the exceptions to the shared settings (config/compose.overlay.yml:
-# no capability, no new privileges, a PID limit). Written from the README table.
+# no capability, no new privileges, a PID limit, a read-only root). Written from the README table.
 CAPABILITIES = {"jaeger-volume-init": {"CHOWN", "DAC_READ_SEARCH"}, "edge": {"NET_BIND_SERVICE"}}
 PIDS = {"elasticsearch": 4096, "logstash": 1024}
+WRITABLE_ROOT = {"grafana", "elasticsearch", "logstash", "kibana", "apm-server"}
 
 
 def test_every_service_is_hardened_unless_the_readme_says_why(rendered):
@@ -355,6 +356,8 @@ def test_every_service_is_hardened_unless_the_readme_says_why(rendered):
             assert set(service.get("cap_add") or []) == CAPABILITIES.get(name, set()), where
             assert "no-new-privileges:true" in service.get("security_opt", []), where
             assert service.get("pids_limit") == PIDS.get(name, 256), where
+            # `docker compose config` leaves out read_only: false (the default).
+            assert bool(service.get("read_only")) is (name not in WRITABLE_ROOT), where
             assert service["logging"]["options"]["max-size"], where
 
 
@@ -435,3 +438,35 @@ def test_the_elasticsearch_check_wants_security_on_and_sends_no_password(full):
     assert run_check(full, "elasticsearch", 9200, info, password="pw-1") == 0
     assert run_check(full, "elasticsearch", 9200, info) != 0, "security off must not count as healthy"
     assert run_check(full, "elasticsearch", 9200, {"/": (503, '{"error":"starting"}')}) != 0
+
+
+# README "Security defaults" (Grafana), written from Grafana's configuration reference:
+# https://grafana.com/docs/grafana/latest/setup-grafana/configure-grafana/
+GRAFANA_HARDENING = {
+    "GF_USERS_ALLOW_SIGN_UP": "false",
+    "GF_USERS_ALLOW_ORG_CREATE": "false",
+    "GF_AUTH_ANONYMOUS_ENABLED": "false",
+    "GF_SNAPSHOTS_ENABLED": "false",
+    "GF_SNAPSHOTS_EXTERNAL_ENABLED": "false",
+    "GF_PUBLIC_DASHBOARDS_ENABLED": "false",
+    "GF_PLUGINS_PREINSTALL_AUTO_UPDATE": "false",
+    "GF_PLUGINS_PLUGIN_ADMIN_ENABLED": "false",
+    "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+    "GF_SECURITY_SECRET_KEY__FILE": "/run/secrets/grafana_secret_key",
+    "GF_SECURITY_ADMIN_PASSWORD__FILE": "/run/secrets/grafana_admin_password",
+}
+
+
+def test_grafana_runs_with_the_hardening_the_readme_promises(full):
+    environment = full["services"]["grafana"]["environment"]
+    assert {key: environment.get(key) for key in GRAFANA_HARDENING} == GRAFANA_HARDENING
+
+
+@pytest.mark.parametrize("root_url, secure", [("", "false"), ("http://grafana.example.com/", "false"),
+                                              ("https://grafana.example.com/", "true")])
+def test_grafana_cookies_are_secure_exactly_over_https(run_render, root_url, secure):
+    """A Secure cookie over plain http would make signing in impossible; over https it is
+    what keeps the session cookie off the wire."""
+    result = run_render({"layers": {"dashboards": True}, "grafana": {"root_url": root_url}})
+    assert result.code == 0, result.stderr
+    assert f"GRAFANA_COOKIE_SECURE='{secure}'" in result.text("compose.env").splitlines()

@@ -123,9 +123,13 @@ def test_the_app_network_reaches_ingest_ports_only(demo_platform, stack_values):
     for receiver in ("jaeger", "zipkin"):
         on[f"{receiver}_receiver"] = on["tracing"] and stack_values["jaeger"]["receivers"][receiver]
     rows = [row for part, rows in APP_NETWORK_VIEW.items() if on[part] for row in rows]
+    # The probe itself works: the platform's own database on the same network answers.
+    control = reach("postgres", 5432)
+    assert control.startswith("reachable"), f"the probe does not work from api-gateway: {control!r}"
     wrong = []
     for service, port, open_ in rows:
         got = reach(service, port)
+        assert got.startswith(("reachable", "unreachable")), f"{service}:{port}: the probe answered {got!r}"
         if got.startswith("reachable") != open_:
             wrong.append(f"{service}:{port}: {got} (expected {'reachable' if open_ else 'unreachable'})")
     assert not wrong, wrong

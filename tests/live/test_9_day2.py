@@ -72,7 +72,7 @@ def wait_stack_healthy(what: str) -> None:
 
 def test_every_container_runs_hardened(running, stack_values):
     """What the kernel applies to each running container: no capability at all, no new
-    privileges, a non-root user, PID and memory limits and rotated logs."""
+    privileges, a non-root user, a read-only root, PID and memory limits and rotated logs."""
     assert running
     for container in running:
         service, info = container["Service"], inspect(container["Name"])
@@ -89,6 +89,8 @@ def test_every_container_runs_hardened(running, stack_values):
         assert "no-new-privileges:true" in (host.get("SecurityOpt") or []), service
         assert (host.get("PidsLimit") or 0) > 0, service
         assert host["Memory"] > 0, service
+        # The core writes only to its volumes (README "Hardening").
+        assert host["ReadonlyRootfs"] is True, service
         assert host["LogConfig"]["Type"] == "json-file" and host["LogConfig"]["Config"].get("max-size"), service
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle import doctor
+from bundle import doctor, images
 
 pytestmark = pytest.mark.unit
 
@@ -19,12 +19,13 @@ class Engine:
     def __init__(self, version="28.0.1", fails=None, components=("Engine", "containerd", "runc"),
                  security=("name=seccomp,profile=default",), root_dir="/var/lib/docker", os="Debian GNU/Linux 12",
                  mem_total=16 << 30, memory_limit=True, cgroup_driver="systemd", compose="2.40.3",
-                 bridge=True, ps=""):
+                 bridge=True, ps="", arch="x86_64", images=None):
         self.version, self.fails, self.compose, self.bridge, self.ps = version, fails, compose, bridge, ps
+        self.images = images   # the image references present; None: every one
         self.components = [{"Name": name, "Version": version} for name in components]
         self.info = {"ServerVersion": version, "SecurityOptions": list(security), "DockerRootDir": root_dir,
                      "OperatingSystem": os, "MemTotal": mem_total, "MemoryLimit": memory_limit,
-                     "CgroupDriver": cgroup_driver, "Architecture": "x86_64"}
+                     "CgroupDriver": cgroup_driver, "Architecture": arch}
 
     def __call__(self, *args):
         if self.fails:
@@ -45,6 +46,10 @@ class Engine:
             return "bridge"
         if args[0] == "ps":
             return self.ps
+        if args[:2] == ("image", "inspect"):
+            if self.images is None or args[-1] in self.images:
+                return "sha256:" + "0" * 64
+            raise doctor.DockerError(f"Error response from daemon: No such image: {args[-1]}")
         raise AssertionError(f"unexpected docker {args}")
 
 
@@ -442,3 +447,27 @@ def test_a_check_that_breaks_is_one_line_not_a_traceback(values, root, monkeypat
     monkeypatch.setitem(doctor.CHECKS, "disk", lambda h: 1 / 0)
     code, out = report(host(values, root=root))
     assert "doctor: warning: disk: the check itself failed (ZeroDivisionError: division by zero)" in out
+
+
+def test_images_not_on_the_engine_are_named_with_make_pull(values):
+    present = {image.ref for image in images.enabled_images(values)}
+    missing = sorted(present)[0]
+    findings = doctor.images_here(host(values, engine=Engine("28.0.1", images=present - {missing})))
+    warnings = [f for f in findings if f.level == doctor.WARNING]
+    assert len(warnings) == 1 and missing in warnings[0].what and "make pull" in warnings[0].fix, findings
+    assert not [f for f in findings if f.level == doctor.BLOCKER]
+    assert [f.level for f in doctor.images_here(host(values))] == [doctor.OK]
+
+
+def test_an_arm64_engine_refuses_an_image_without_an_arm64_build(values, monkeypatch):
+    keys = [image.key for image in images.enabled_images(values)]
+    table = {key: {"published": True} for key in keys}
+    table[keys[0]] = {"published": False, "source": "https://example.invalid/build"}
+    table[keys[1]] = {"published": "unverified"}
+    monkeypatch.setattr(doctor.versions, "load", lambda: {"arm64": table})
+    arm = doctor.images_here(host(values, engine=Engine("28.0.1", arch="aarch64")))
+    blockers = [f for f in arm if f.level == doctor.BLOCKER]
+    assert len(blockers) == 1 and "arm64" in blockers[0].what, arm
+    assert len([f for f in arm if f.level == doctor.WARNING]) == 1, arm
+    # The same table on an x86_64 engine: nothing to say about arm64.
+    assert [f.level for f in doctor.images_here(host(values))] == [doctor.OK]
