@@ -31,7 +31,7 @@ venv: .venv/.installed ## create .venv with the pinned Python packages
 # (FastAPI, Celery, OpenTelemetry, ...) that render.py and the tests of the stack do not need.
 instrumentation/.venv/.installed: instrumentation/requirements-test.txt instrumentation/pyproject.toml
 	python3 -m venv instrumentation/.venv
-	instrumentation/.venv/bin/pip install --quiet --disable-pip-version-check -r instrumentation/requirements-test.txt
+	instrumentation/.venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r instrumentation/requirements-test.txt
 	touch $@
 
 tools: venv ## fetch promtool and amtool (the versions CI proves) into .tools/bin (Debian, root)

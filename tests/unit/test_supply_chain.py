@@ -11,15 +11,16 @@ import yaml
 pytestmark = pytest.mark.unit
 
 
-def test_every_python_package_is_pinned_with_hashes(root):
-    text = (root / "requirements.txt").read_text()
+@pytest.mark.parametrize("requirements", ["requirements.txt", "instrumentation/requirements-test.txt"])
+def test_every_python_package_is_pinned_with_hashes(root, requirements):
+    text = (root / requirements).read_text()
     entries = re.split(r"\n(?=\S)", "\n".join(l for l in text.splitlines() if not l.startswith("#")).strip())
     assert len(entries) >= 15
     for entry in entries:
         assert re.match(r"^[A-Za-z0-9_.-]+==[0-9][^ ]* \\\n", entry), entry
         assert re.findall(r"--hash=sha256:[0-9a-f]{64}", entry), entry
     # pip refuses any file whose hash is not listed (and any unpinned dependency).
-    assert "--require-hashes -r requirements.txt" in (root / "Makefile").read_text()
+    assert f"--require-hashes -r {requirements}" in (root / "Makefile").read_text()
 
 
 def test_workflow_actions_are_pinned_to_commits(root):
