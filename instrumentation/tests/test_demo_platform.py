@@ -116,8 +116,13 @@ def test_worker_serves_task_metrics(platform):
         time.sleep(0.2)
     assert value(text, "celery_task_duration_seconds_count", task_name="broken_task") == 1
     assert value(text, "documents_generated_total", type="summary") == 1
-    # The worker reports the broker's queue too (the bundle takes the max per queue): drained.
-    assert value(text, "celery_queue_length", queue="celery") == 0
+    # The worker reports the broker's queue too (the bundle takes the max per queue): drained,
+    # once its collector polls again (every 5 s; a scrape reads the last poll).
+    deadline = time.monotonic() + 30
+    while value(text, "celery_queue_length", queue="celery") != 0:
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
+        _, text = call("GET", f"http://127.0.0.1:{platform['worker_port']}/metrics")
     deadline = time.monotonic() + 20
     while value(call("GET", f"{api}/metrics")[1], "celery_queue_length", queue="celery") != 0:
         assert time.monotonic() < deadline, "the queue never drained in celery_queue_length"
