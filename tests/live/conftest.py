@@ -14,7 +14,7 @@ import requests
 
 from bundle import DEFAULT_VALUES
 from bundle.cli import load
-from stack import ROOT, SINK, containers, send_traffic
+from stack import ROOT, SINK, Api, containers, send_traffic
 
 
 REFUSAL = """make test-live refuses this stack: it is not a test stack.
@@ -74,24 +74,6 @@ def running(stack_values) -> list[dict]:
 def urls(stack_values, running) -> dict[str, str]:
     host, ports = stack_values["bind_address"], stack_values["ports"]
     return {name: f"http://{host}:{port}" for name, port in ports.items()}
-
-
-class Api:
-    def __init__(self, base: str):
-        self.base = base
-
-    def get(self, path: str, **params):
-        response = requests.get(self.base + path, params=params, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body):
-        response = requests.post(self.base + path, json=body, timeout=10)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def query(self, expr: str, **params) -> list:
-        return self.get("/api/v1/query", query=expr, **params)["data"]["result"]
 
 
 @pytest.fixture(scope="session")

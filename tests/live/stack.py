@@ -14,6 +14,7 @@ from typing import Callable
 
 import pytest
 import requests
+import requests
 
 from bundle.alerts import settings
 
@@ -151,3 +152,23 @@ def check_result(report: dict, check: str) -> dict:
     found = [c for c in report["checks"] if c["id"] == check]
     assert found, f"no check {check} in the report: {[c['id'] for c in report['checks']]}"
     return found[0]
+
+
+class Api:
+    """A JSON API of the stack (Prometheus, Alertmanager) on its published address."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def get(self, path: str, **params):
+        response = requests.get(self.base + path, params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body):
+        response = requests.post(self.base + path, json=body, timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def query(self, expr: str, **params) -> list:
+        return self.get("/api/v1/query", query=expr, **params)["data"]["result"]

@@ -18,6 +18,7 @@ sys.path.insert(0, str(HERE))
 from bundle import hosts  # noqa: E402
 from bundle.secrets import read_env  # noqa: E402
 from scenario import scenario_values  # noqa: E402
+from stack import Api  # noqa: E402
 from stack import containers  # noqa: E402
 
 
@@ -94,27 +95,12 @@ def overlays() -> list[Path]:
     return files()
 
 
-class Alertmanager:
-    def __init__(self, base: str):
-        self.base = base
-
-    def get(self, path: str, **params):
-        response = requests.get(self.base + path, params=params, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body):
-        response = requests.post(self.base + path, json=body, timeout=10)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-
 @pytest.fixture(scope="session")
 def alertmanagers(scenario) -> dict[str, Alertmanager]:
     """Both Alertmanagers on their direct (loopback) ports, by service name."""
     address = hosts.direct_address(scenario)
-    return {"alertmanager": Alertmanager(f"http://{address}:{scenario['ports']['alertmanager']}"),
-            "alertmanager-2": Alertmanager(f"http://{address}:{scenario['ports']['alertmanager_2']}")}
+    return {"alertmanager": Api(f"http://{address}:{scenario['ports']['alertmanager']}"),
+            "alertmanager-2": Api(f"http://{address}:{scenario['ports']['alertmanager_2']}")}
 
 
 @pytest.fixture(scope="session")
