@@ -218,7 +218,7 @@ def test_tracing_spans_for_postgres_and_redis(postgres_url, redis_url, caplog):
     import sqlalchemy as sa
     from packaging.version import Version
 
-    from tracing_helpers import exporter, finished_spans
+    from tracing_helpers import clear_spans, exporter, finished_spans
 
     from platform_observability.tracing import configure_tracing
 
@@ -230,6 +230,7 @@ def test_tracing_spans_for_postgres_and_redis(postgres_url, redis_url, caplog):
         enabled = configure_tracing("it", exporter=exporter(), engine=engine, redis=True)
     assert enabled["redis"] and enabled["sqlalchemy"] is sql_traced
     assert sql_traced or any("sqlalchemy instrumentation off" in r.getMessage() for r in caplog.records)
+    clear_spans()
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 42")).scalar()
     redis.Redis.from_url(redis_url).ping()

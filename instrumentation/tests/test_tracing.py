@@ -36,7 +36,7 @@ def capture(name: str):
 
 
 def test_fastapi_spans_and_trace_ids_in_logs(registry):
-    from tracing_helpers import exporter, finished_spans
+    from tracing_helpers import clear_spans, exporter, finished_spans
 
     from platform_observability.tracing import configure_tracing
 
@@ -51,6 +51,7 @@ def test_fastapi_spans_and_trace_ids_in_logs(registry):
     instrument_app(app, metrics=HttpMetrics(registry))
     enabled = configure_tracing("svc", app=app, exporter=exporter(), redis=False)
     assert enabled["fastapi"]
+    clear_spans()
     TestClient(app).get("/api/items/3", headers={"X-Request-ID": "r-9"})
     doc = json.loads(stream.getvalue())
     spans = [s for s in finished_spans() if s.attributes.get("http.route") == "/api/items/{item_id}"]
@@ -65,7 +66,7 @@ def test_metric_route_equals_span_http_route(registry):
     app: the metric's endpoint and the server span's http.route are the same template."""
     from prometheus_client import generate_latest
     from test_http_metrics import ROUTED, routed_app
-    from tracing_helpers import exporter, finished_spans
+    from tracing_helpers import clear_spans, exporter, finished_spans
 
     from conftest import value
     from platform_observability.tracing import configure_tracing
@@ -75,7 +76,7 @@ def test_metric_route_equals_span_http_route(registry):
     configure_tracing("svc", app=app, exporter=exporter(), redis=False)
     client = TestClient(app)
     for path, template in ROUTED:
-        exporter().clear()
+        clear_spans()
         assert client.get(path).status_code == 200
         servers = [s for s in finished_spans() if s.kind.name == "SERVER" and s.attributes.get("url.path", s.attributes.get("http.target")) == path]
         assert servers, [(s.name, dict(s.attributes)) for s in finished_spans()]
@@ -85,7 +86,7 @@ def test_metric_route_equals_span_http_route(registry):
 
 
 def test_fastapi_excluded_urls_variable_is_honoured(monkeypatch, registry):
-    from tracing_helpers import exporter, finished_spans
+    from tracing_helpers import clear_spans, exporter, finished_spans
 
     from platform_observability.tracing import configure_tracing
 
@@ -102,7 +103,7 @@ def test_fastapi_excluded_urls_variable_is_honoured(monkeypatch, registry):
 
     instrument_app(app, metrics=HttpMetrics(registry))
     configure_tracing("svc", app=app, exporter=exporter(), redis=False)
-    exporter().clear()
+    clear_spans()
     client = TestClient(app)
     client.get("/quiet")
     client.get("/health")  # excluded by default only: the variable replaces the default

@@ -15,3 +15,10 @@ def finished_spans():
 
     tracing._provider.force_flush()
     return _exporter.get_finished_spans()
+
+
+def clear_spans():
+    """Forget every span so far, including those of earlier tests still queued in the
+    batch processor (a plain clear() lets them arrive afterwards, depending on test order)."""
+    finished_spans()
+    _exporter.clear()
