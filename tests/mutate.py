@@ -73,14 +73,21 @@ def live_verdict(scratch: Path, python: str) -> tuple[bool, str]:
         run([*make, "up"], ROOT)
 
 
+def stale(mutants: list[dict]) -> list[str]:
+    """One line per mutant whose `find` does not occur exactly once in its file."""
+    problems = []
+    for mutant in mutants:
+        count = (ROOT / mutant["file"]).read_text(encoding="utf-8").count(mutant["find"])
+        if count != 1:
+            problems.append(f"tests/mutations.yaml: {mutant['id']}: `find` occurs {count} times in "
+                            f"{mutant['file']}; expected exactly once (the catalogue is stale)")
+    return problems
+
+
 def mutate(mutant: dict, scratch: Path) -> tuple[bool, str]:
     """(killed, by what) for one mutant, on a scratch copy it restores afterwards."""
     path = scratch / mutant["file"]
     original = path.read_text(encoding="utf-8")
-    count = original.count(mutant["find"])
-    if count != 1:
-        raise SystemExit(f"tests/mutations.yaml: {mutant['id']}: `find` occurs {count} times in {mutant['file']}; "
-                         "expected exactly once (the catalogue is stale)")
     path.write_text(original.replace(mutant["find"], mutant["replace"]), encoding="utf-8")
     python = str(ROOT / ".venv" / "bin" / "python")
     env = dict(os.environ, BUNDLE_VALUES="")
@@ -113,6 +120,10 @@ def main(argv: list[str]) -> int:
     if len(set(ids)) != len(ids):
         raise SystemExit("tests/mutations.yaml: duplicate ids")
     chosen = [m for m in mutants if not argv or m["id"] in argv]
+    # Before the first mutant, not half an hour into the run.
+    problems = stale(chosen)
+    if problems:
+        raise SystemExit("\n".join(problems))
     survivors = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutate-") as scratch:
