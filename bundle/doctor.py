@@ -645,6 +645,26 @@ def images_here(host: Host) -> list[Finding]:
     return findings
 
 
+def stack_ports(host: Host, project: str) -> tuple[set[tuple[str, int]], set[str]]:
+    """The (address, port) pairs the stack's containers publish, whatever their state, and
+    the services that run. From each container's port bindings, not `docker ps`: a
+    container in a restart loop holds its port between runs while ps shows none."""
+    try:
+        ids = host.docker("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}").split()
+        out = host.docker("inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}} '
+                          "{{.State.Running}} {{json .HostConfig.PortBindings}}", *ids) if ids else ""
+    except DockerError:
+        return set(), set()
+    own, running = set(), set()
+    for line in out.splitlines():
+        service, is_running, bindings = line.split(" ", 2)
+        if is_running == "true":
+            running.add(service)
+        for mappings in (json.loads(bindings) or {}).values():
+            own.update((m.get("HostIp") or "0.0.0.0", int(m["HostPort"])) for m in mappings or [])
+    return own, running
+
+
 @check("ports")
 def ports(host: Host) -> list[Finding]:
     """The host ports the stack publishes, and node-exporter's 9100 next to the bridge
@@ -656,24 +676,19 @@ def ports(host: Host) -> list[Finding]:
         return [Finding(WARNING, "cannot read /proc/net/tcp: ports not checked")]
     taken = listeners(host)
     project = host.values["project_name"]
-    try:
-        ours = host.docker("ps", "--filter", f"label=com.docker.compose.project={project}",
-                           "--format", "{{.Label \"com.docker.compose.service\"}} {{.Ports}}")
-    except DockerError:
-        ours = ""
+    own, running = stack_ports(host, project)
     bind = host.values["bind_address"]
     findings = []
     wanted = [(dotted(path), bind, lookup(host.values, path)) for path in published_ports(host.values)]
     for key, address, port in wanted:
         if any(p == port and covers(a, address) for a, p in taken):
-            if f"{address}:{port}->" in ours:
+            if (address, port) in own:
                 continue
             findings.append(Finding(BLOCKER, f"{address}:{port} ({key}) is taken by another program",
                                     "the service cannot publish its port there",
                                     f"stop it (`ss -ltnp 'sport = :{port}'` shows which) or set another {key} "
                                     "in site.yaml"))
-    node_running = any(line.split(" ", 1)[0] == "node-exporter" for line in ours.splitlines())
-    if not node_running and any(p == 9100 and ipaddress.ip_address(a).is_unspecified for a, p in taken):
+    if "node-exporter" not in running and any(p == 9100 and ipaddress.ip_address(a).is_unspecified for a, p in taken):
         findings.append(Finding(BLOCKER, "port 9100 is taken on every address (another node_exporter?)",
                                 "node-exporter listens on 9100 in the host's network namespace",
                                 "stop the other program (`ss -ltnp 'sport = :9100'`), or bind it to one address"))

@@ -45,6 +45,9 @@ class Engine:
                 raise doctor.DockerError("Error: No such network: bridge")
             return "bridge"
         if args[0] == "ps":
+            return "c0ffee" if self.ps else ""
+        if args[0] == "inspect":
+            assert args[-1] == "c0ffee", args
             return self.ps
         if args[:2] == ("image", "inspect"):
             if self.images is None or args[-1] in self.images:
@@ -423,8 +426,25 @@ def test_a_published_port_taken_by_another_program_blocks(values, root, address,
 def test_a_port_the_stack_itself_holds_is_fine(values, root):
     port = values["ports"]["prometheus"]
     write(root, "/proc/net/tcp", TCP_HEADER + tcp_line("127.0.0.1", port) + tcp_line("0.0.0.0", 9100))
-    ps = f"prometheus 127.0.0.1:{port}->9090/tcp\nnode-exporter \n"
+    ps = f'prometheus true {{"9090/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}\nnode-exporter true {{}}\n'
     assert lines(host(values, root=root, engine=Engine(ps=ps)), "ports")[0] == 0
+
+
+def test_a_port_of_the_stacks_container_in_a_restart_loop_is_the_stacks(values, root):
+    """Between two runs of a restarting container its port is still held, and `docker ps`
+    shows no port for it: the container's own bindings say whose it is."""
+    port = values["ports"]["alertmanager"]
+    write(root, "/proc/net/tcp", TCP_HEADER + tcp_line("127.0.0.1", port))
+    ps = f'alertmanager false {{"9093/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}\n'
+    assert lines(host(values, root=root, engine=Engine(ps=ps)), "ports")[0] == 0
+    other = f'alertmanager false {{"9093/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port + 1}"}}]}}\n'
+    assert lines(host(values, root=root, engine=Engine(ps=other)), "ports")[0] == 1
+
+
+def test_a_stopped_node_exporter_of_the_stack_does_not_excuse_another_on_every_address(values, root):
+    write(root, "/proc/net/tcp6", TCP_HEADER + tcp_line("::", 9100, True))
+    code, found = lines(host(values, root=root, engine=Engine(ps="node-exporter false null\n")), "ports")
+    assert code == 1 and found[0].startswith("doctor: blocker: ports: port 9100 is taken on every address")
 
 
 def test_the_same_port_on_another_address_is_no_conflict(values, root):
