@@ -58,12 +58,21 @@ def test_make_up_names_the_failed_service_then_a_timeout_as_such(overlays, broke
         # Found within seconds, not after the 300 s wait Compose alone would sit out.
         assert seconds < 120, f"{seconds:.0f}s\n{output}"
 
-        # Put back with a wait shorter than Alertmanager's first health check (10 s).
-        code, output, _ = make_up(overlays, timeout=3)
-        assert code != 0, output
-        lines = report(output)
-        assert lines and lines[0].startswith("make up: timed out after 3s: alertmanager is not up"), output
-        assert "failed" not in " ".join(lines), output
+        # Put back with a wait shorter than Alertmanager's first health check (10 s). On a
+        # busy host Compose can take longer than that to recreate and start it, and then
+        # it is healthy before the wait begins (seen with two stacks on two cores): break
+        # it again and retry. Any attempt that does not come up must say so exactly.
+        for _ in range(3):
+            code, output, _ = make_up(overlays, timeout=3)
+            if code == 0:
+                assert make_up(overlays, broken_alertmanager)[0] != 0
+                continue
+            lines = report(output)
+            assert lines and lines[0].startswith("make up: timed out after 3s: alertmanager is not up"), output
+            assert "failed" not in " ".join(lines), output
+            break
+        else:
+            pytest.fail(f"alertmanager was healthy before a 3 s wait began, three times: no timeout to report\n{output}")
     finally:
         code, output, _ = make_up(overlays)
     assert code == 0, output
