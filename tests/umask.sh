@@ -9,7 +9,7 @@
 #   tests/umask.sh 027 077            (VALUES="..." as for make up; .ci/run does this)
 #   UMASK_LEVEL=live tests/umask.sh 027 077
 #                                     (the whole live level instead of the core checks:
-#                                     about 8 minutes a clone, too long for CI; the demo
+#                                     about 12 minutes a clone, too long for CI; the demo
 #                                     platform must run, its sink is attached to the clone's stack)
 #
 # The clone uses this checkout's .venv and .tools (a fresh venv is a minute of pip) and a
