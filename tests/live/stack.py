@@ -9,11 +9,11 @@ import os
 import re
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
 import pytest
-import requests
 import requests
 
 from bundle.alerts import settings
@@ -57,6 +57,12 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float, interval: f
             pytest.fail(f"{what}: {', '.join(exited)} stopped\n{logs(*exited)}")
         time.sleep(interval)
     pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last})\n{logs(*services)}")
+
+
+def probe_token() -> str:
+    """A fresh value for a probe label. Letters first: an all-digit value (1 in about 280
+    of 12 hex digits) is a number to YAML, and Prometheus shows it quoted."""
+    return "t" + uuid.uuid4().hex[:12]
 
 
 def platform(*args: str) -> subprocess.CompletedProcess:

@@ -6,14 +6,13 @@ import hashlib
 import shlex
 import subprocess
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 import yaml
 
-from stack import ROOT, compose, containers, wait_for
+from stack import ROOT, compose, containers, probe_token, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -81,9 +80,7 @@ def test_reload_refuses_an_invalid_change_and_applies_a_valid_one(prometheus, al
     assert prometheus.get("/api/v1/status/config")["data"]["yaml"] == running_config
 
     # A valid change is live after the reload, without a restart.
-    # Letters first: an all-digit token (1 run in 280) is a number to YAML, and
-    # Prometheus shows it quoted, so the plain text below would not be found.
-    token = "t" + uuid.uuid4().hex[:12]
+    token = probe_token()
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump({"prometheus": {"external_labels": {"reload_probe": token}},
                                     "alertmanager": {"resolve_timeout": "7m"}}))

@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from bundle.secrets import read_env
-from stack import ROOT, SINK, platform, wait_for
+from stack import ROOT, SINK, platform, probe_token, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -231,9 +231,7 @@ def test_exporter_passwords_reach_their_exporters_alone(stack_values, overlays, 
 def test_a_changed_prometheus_setting_is_reloaded_by_make_up(stack_values, overlays, prometheus, tmp_path):
     """make status and make check name Prometheus as stale after a render; make up
     reloads it without recreating anything."""
-    # Letters first: an all-digit token (1 run in 280) is a number to YAML, and
-    # Prometheus shows it quoted, so the plain text below would not be found.
-    token = "t" + uuid.uuid4().hex[:12]
+    token = probe_token()
     change = tmp_path / "change.yaml"
     change.write_text(yaml.safe_dump({"prometheus": {"external_labels": {"change_probe": token}}}))
     time.sleep(1.1)  # the reload timestamp counts whole seconds
