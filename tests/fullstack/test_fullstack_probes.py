@@ -41,6 +41,25 @@ def test_grafana_is_healthy(stack):
     stack.wait("Grafana /api/health", probe, ["grafana"])
 
 
+def test_grafana_loads_the_bundled_datasource_plugins_and_installs_none(stack):
+    """Plugins are the image's (compose/dashboards.yml, README "Security defaults"): the
+    datasources the bundle provisions load from the image's bundled copies, and Grafana's
+    background installer, which downloads its preinstall list from grafana.com, never ran."""
+    need(stack, "dashboards")
+    auth = stack.grafana_admin
+
+    def probe():
+        plugins = ok_json(stack.http.get(stack.url("grafana", "/api/plugins"), params={"type": "datasource"},
+                                         auth=auth, timeout=10))
+        return {plugin["id"] for plugin in plugins}
+
+    loaded = stack.wait("Grafana /api/plugins", probe, ["grafana"])
+    assert {"prometheus", "elasticsearch", "jaeger"} <= loaded, f"datasource plugins loaded: {sorted(loaded)}"
+    logs = stack.compose("logs", "--no-color", "grafana").stdout
+    installs = [line for line in logs.splitlines() if "plugin.backgroundinstaller" in line or "Installing plugin" in line]
+    assert not installs, "Grafana installed plugins at start:\n" + "\n".join(installs[:10])
+
+
 def test_grafana_datasource_is_healthy(stack, datasource):
     need(stack, "dashboards")
     spec = stack.values["grafana"]["datasources"][datasource]
