@@ -163,7 +163,7 @@ LOGSTASH_API_PORT = 9600
 # Durations that Prometheus reads as "not set" when 0, using its default instead.
 NONZERO_DURATIONS = [("prometheus", "scrape_interval"), ("prometheus", "scrape_timeout"),
                      ("prometheus", "evaluation_interval")]
-HOST_PORT = re.compile(r"^\$\{BIND_ADDRESS:\?\}:\$\{([A-Z0-9_]+)_PORT:\?\}:")
+HOST_PORT = re.compile(r"^\$\{(?:BIND|WEB)_ADDRESS:\?\}:\$\{([A-Z0-9_]+)_PORT:\?\}:")
 
 # An address as Go's net/mail.ParseAddress takes it, in the common forms: local@domain or
 # Name <local@domain> (dot-atom local part and domain). Alertmanager parses `from` and `to`

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ROOT, layers
+from . import ROOT, hosts, layers
 from .errors import InputError
 from .formats import comment, to_document
 from .secrets import SECRETS_DIR, SOURCES_FILE, read_env
@@ -339,8 +339,19 @@ def stale_reasons(checkout: Checkout, container: Container, now: dict[str, str],
     return reasons
 
 
-def metric(container: Container, url: str, name: str) -> float | None:
-    result = docker("exec", container.id, "wget", "-q", "-O", "-", url)
+# With values web_tls, Prometheus and Alertmanager serve TLS with a login even on their
+# loopback: wget sends the login read from the secret file inside the container (never on
+# a command line). Loopback inside the container: the certificate is not checked.
+FETCH_WITH_LOGIN = ('wget -q -O - --no-check-certificate '
+                    '--header "Authorization: Basic $(printf %s:%s "$1" "$(cat "$2")" | base64 | tr -d \'\\n\')" "$3"')
+
+
+def metric(container: Container, url: str, name: str, login: tuple[str, str] | None = None) -> float | None:
+    if login:
+        result = docker("exec", container.id, "sh", "-c", FETCH_WITH_LOGIN, "sh", *login,
+                        "https://" + url.split("://", 1)[1])
+    else:
+        result = docker("exec", container.id, "wget", "-q", "-O", "-", url)
     for line in result.stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == name:
@@ -350,8 +361,9 @@ def metric(container: Container, url: str, name: str) -> float | None:
 
 def reload_state(container: Container, spec: dict) -> tuple[float | None, float | None]:
     """(last reload successful: 1/0, its timestamp) as the service reports them."""
-    return (metric(container, spec["metrics"], spec["metric"] + "_successful"),
-            metric(container, spec["metrics"], spec["metric"] + "_success_timestamp_seconds"))
+    login = spec.get("login")
+    return (metric(container, spec["metrics"], spec["metric"] + "_successful", login),
+            metric(container, spec["metrics"], spec["metric"] + "_success_timestamp_seconds", login))
 
 
 def unreloaded(inputs: Inputs, container: Container, spec: dict) -> list[str]:
@@ -387,9 +399,13 @@ def reload(container: Container, service: str, spec: dict, timeout: float) -> bo
     return False
 
 
-def signalled(model: dict) -> dict[str, dict]:
-    """The services of the stack that reload on a signal, with their `reloads` entry."""
-    return {name: spec for name, spec in reload_specs(set(model["services"])).items() if spec.get("signal")}
+def signalled(model: dict, settings: dict[str, str]) -> dict[str, dict]:
+    """The services of the stack that reload on a signal, with their `reloads` entry and,
+    for those that serve TLS with a login (values web_tls: config/compose.env), `login`:
+    (user, the password file inside the container)."""
+    login = (settings["WEB_USER"], settings["WEB_PASSWORD_FILE"]) if settings.get("WEB_SCHEME") == "https" else None
+    return {name: {**spec, "login": login if name in hosts.WEB_TLS_SERVICES else None}
+            for name, spec in reload_specs(set(model["services"])).items() if spec.get("signal")}
 
 
 def running_by_service(found: list[Container]) -> dict[str, Container]:
@@ -400,7 +416,7 @@ def running_by_service(found: list[Container]) -> dict[str, Container]:
 
 def cmd_reload(checkout: Checkout, services: list[str], stale_only: bool) -> int:
     model = checkout.model()
-    specs = signalled(model)
+    specs = signalled(model, checkout.settings())
     unknown = [s for s in services if s not in specs]
     if unknown:
         print(f"reload: {', '.join(unknown)} cannot reload without a restart "
@@ -466,7 +482,7 @@ def after_up(checkout: Checkout) -> int:
     running = running_by_service(found)
     inputs = service_inputs(checkout, model)
     status = 0
-    for service, spec in signalled(model).items():
+    for service, spec in signalled(model, checkout.settings()).items():
         container = running.get(service)
         if container is None or service in recreated or service not in previous:
             continue
@@ -512,7 +528,7 @@ def status(checkout: Checkout, here_only: bool, prefix: str) -> int:
     now = write_overlay(checkout, model)
     hashes = config_hashes(checkout)
     inputs = service_inputs(checkout, model)
-    specs = signalled(model)
+    specs = signalled(model, checkout.settings())
     running = running_by_service(found)
     lines = []
     for container in sorted(found, key=lambda c: c.service):

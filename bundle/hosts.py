@@ -5,16 +5,25 @@ file_sd, and the checks that keep a multi-host setup protected."""
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from . import layers
 from .formats import comment, to_document
 from .values import Source, dotted
 
-# Where Prometheus finds the targets files (relative to prometheus.yml) and the CA that
-# signed the pull-mode exporters' certificates (config/compose.overlay.yml mounts it).
+# Where Prometheus finds the targets files (relative to prometheus.yml), and where the
+# local CA's certificate is mounted (config/compose.overlay.yml) in each service that
+# trusts it: Prometheus for the pull-mode exporters, and with web_tls on every client of
+# Prometheus and Alertmanager.
 TARGETS_DIR = "targets"
-TRUST_MOUNT = "/etc/prometheus-trust"
+TRUST_MOUNT = "/etc/stack-trust"
 LOOPBACK = "127.0.0.1"
+# The services that serve TLS with a login when values web_tls is on, and the scrape
+# jobs (bundle/layers.yaml) that reach them.
+WEB_TLS_SERVICES = ("prometheus", "alertmanager", "alertmanager-2")
+WEB_TLS_JOBS = WEB_TLS_SERVICES
+# Those that reach them inside the stack (the health checks aside).
+WEB_TLS_CLIENTS = ("prometheus", "alertmanager", "alertmanager-2", "grafana", "edge")
 
 # Paths of each service behind the edge. Prometheus, Alertmanager, Grafana and Kibana
 # get the prefix stripped (they are told their external URL); Jaeger serves under it.
@@ -33,9 +42,40 @@ def is_loopback(address: str) -> bool:
 
 def direct_address(values: dict) -> str:
     """Where the services' own ports are published: the bind address when it is
-    loopback, else (only allowed with the edge) 127.0.0.1, so that on other interfaces
-    only the edge listens."""
+    loopback, else (only allowed with the edge or web_tls) 127.0.0.1, so that on other
+    interfaces only the edge and the services with their own TLS and login listen."""
     return values["bind_address"] if is_loopback(values["bind_address"]) else LOOPBACK
+
+
+def web_address(values: dict) -> str:
+    """Where Prometheus' and Alertmanager's ports are published: the bind address
+    whatever it is when they serve TLS with a login (web_tls), else as the others."""
+    return values["bind_address"] if values["web_tls"]["enabled"] else direct_address(values)
+
+
+def direct_url(values: dict, service: str) -> str:
+    """The URL of a service's own published port, from this host."""
+    port = values["ports"]["jaeger_ui" if service == "jaeger" else service.replace("-", "_")]
+    if values["web_tls"]["enabled"] and service in WEB_TLS_SERVICES:
+        host = web_address(values)
+        host = LOOPBACK if ipaddress.ip_address(host).is_unspecified else host
+        return f"https://{host}:{port}/"
+    return f"http://{direct_address(values)}:{port}/"
+
+
+def direct_login(values: dict, env: dict[str, str]) -> tuple[str, str] | None:
+    """The login Prometheus and Alertmanager ask for on their own ports (web_tls), from
+    .env's values; None while they ask for none."""
+    web = values["web_tls"]
+    if not web["enabled"]:
+        return None
+    return web["user"], env.get(values["secrets"][web["password_secret"]]["env"], "")
+
+
+def direct_trust(values: dict, env_file: Path) -> str | bool:
+    """What a client on this host verifies their certificate with: the local CA's
+    (bundle/pki.py, next to .env) with web_tls, else the system's."""
+    return str(env_file.resolve().parent / "private" / "trust" / "ca.crt") if values["web_tls"]["enabled"] else True
 
 
 def edge_base(values: dict) -> str:
@@ -47,8 +87,7 @@ def external_url(values: dict, service: str) -> str:
     """The URL people (and the links in alerts and notifications) reach a service at."""
     if values["layers"]["edge"]:
         return edge_base(values) + EDGE_PATHS[service]
-    port = values["ports"]["jaeger_ui" if service == "jaeger" else service]
-    return f"http://{direct_address(values)}:{port}/"
+    return direct_url(values, service)
 
 
 def remote_write_url(values: dict) -> str:
@@ -94,9 +133,10 @@ def problems(values: dict, source: Source) -> list[str]:
         out.append(f"{source.where(path)}: {dotted(path)}: {text}")
 
     edge = values["layers"]["edge"]
-    if not is_loopback(values["bind_address"]) and not edge:
-        problem(("bind_address",), f"{values['bind_address']} is not loopback: switch layers.edge on, so that only "
-                                   "the edge (TLS and a login) listens there, or keep 127.0.0.1")
+    if not is_loopback(values["bind_address"]) and not edge and not values["web_tls"]["enabled"]:
+        problem(("bind_address",), f"{values['bind_address']} is not loopback: switch layers.edge on (TLS and a "
+                                   "login in front of every service) or web_tls.enabled (Prometheus' and "
+                                   "Alertmanager's own), so that only those listen there, or keep 127.0.0.1")
     tls = values["edge"]["tls"]
     if bool(tls["cert_file"]) != bool(tls["key_file"]):
         problem(("edge", "tls"), "cert_file and key_file go together: set both (your certificate) or neither "

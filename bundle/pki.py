@@ -5,6 +5,10 @@ certificate and those of the exporters of pull-mode hosts, all under private/ (n
     private/ca/ca.crt, ca.key          the local CA (key 0600, mounted nowhere)
     private/edge/server.crt, .key      the edge's certificate (mounted into the edge)
     private/trust/ca.crt               the CA certificate alone, for what must trust it
+    private/web/server.crt, .key       Prometheus' and Alertmanager's (values web_tls)
+
+private/web/ and private/trust/ are mounted into containers whose users are not this
+host's: they are 0755 (the key 0644) inside private/, which stays 0700 on the host.
 """
 
 from __future__ import annotations
@@ -131,11 +135,28 @@ def edge_names(values: dict) -> list[str]:
     return [values["edge"]["hostname"], *values["edge"]["alt_names"]]
 
 
+# Names Prometheus and Alertmanager are reached by inside the stack: their own loopback
+# (health checks, Prometheus' scrape of itself), their service names and aliases.
+WEB_NAMES = ["localhost", "127.0.0.1", "prometheus", "prometheus.stack", "alertmanager", "alertmanager-2"]
+
+
+def web_names(values: dict) -> list[str]:
+    bind = [] if ipaddress.ip_address(values["bind_address"]).is_unspecified else [values["bind_address"]]
+    return list(dict.fromkeys([*WEB_NAMES, values["edge"]["hostname"], *bind, *values["web_tls"]["alt_names"]]))
+
+
 def ensure(values: dict, private: Path) -> None:
     """What the running stack mounts from private/: the edge's certificate when the edge
-    is on and the values bring none, the local CA when pull-mode hosts are scraped."""
+    is on and the values bring none, the local CA when pull-mode hosts are scraped or
+    Prometheus and Alertmanager serve TLS (with their certificate)."""
     if values["layers"]["edge"] and not values["edge"]["tls"]["cert_file"]:
         server_certificate(private, private / "edge" / "server.crt", private / "edge" / "server.key",
                            edge_names(values))
     if any(host["mode"] == "pull" for host in values["hosts"].values()):
         local_ca(private)
+    if values["web_tls"]["enabled"]:
+        server_certificate(private, private / "web" / "server.crt", private / "web" / "server.key",
+                           web_names(values), key_mode=0o644)
+    for shared in ("trust", "web"):
+        if (private / shared).is_dir():
+            (private / shared).chmod(0o755)

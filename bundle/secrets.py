@@ -18,8 +18,12 @@ import stat
 import struct
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+import bcrypt
+import yaml
 
 from . import layers
 from .errors import InputError
@@ -68,10 +72,22 @@ def _under(path: KeyPath, prefix: str) -> bool:
     return tuple(str(p) for p in path[: len(parts)]) == parts
 
 
+def switched_off(values: dict, path: KeyPath) -> bool:
+    """Whether a key sits in a section of the values that has `enabled: false`."""
+    node = values
+    for part in path[:-1]:
+        if isinstance(node, dict) and node.get("enabled") is False:
+            return True
+        node = node[part]
+    return isinstance(node, dict) and node.get("enabled") is False
+
+
 def wiring(values: dict, every_layer: bool = False) -> dict[str, list[str]]:
-    """service -> the secrets it receives, for the services of the enabled layers (or of
-    every layer), in the order the values name them."""
-    references = list(secret_references(values))
+    """service -> the secrets it receives, for the services of the enabled layers and the
+    sections not switched off (or of every layer and section), in the order the values
+    name them."""
+    references = [(path, name) for path, name in secret_references(values)
+                  if every_layer or not switched_off(values, path)]
     defined = {service for layer in layers.all_layers()
                if every_layer or layers.is_on(values, layer.name) for service in layer.services}
     out: dict[str, list[str]] = {}
@@ -99,7 +115,7 @@ def consumers(values: dict, every_layer: bool = False) -> dict[str, list[str]]:
 
 # ------------------------------------------------------------- formatted secret files
 
-def redis_password_map(values: dict, env: dict[str, str]) -> str:
+def redis_password_map(values: dict, env: dict[str, str], _directory: Path) -> str:
     """redis_exporter's --redis.password-file: a JSON map of Redis URI -> password. The
     exporter sends a password only to a URI of the map, so its /scrape?target= can never
     hand the password to another host, as a plain --redis.password would. The key is the
@@ -110,25 +126,65 @@ def redis_password_map(values: dict, env: dict[str, str]) -> str:
     return json.dumps({redis["address"]: env.get(values["secrets"][redis["password_secret"]]["env"], "")})
 
 
-# Secret files in a program's own format, made from the secrets it would otherwise get,
-# and given to that service instead of them: file name -> (service, values path of the
-# secrets it replaces, builder).
-FORMATTED: dict[str, tuple[str, str, Callable[[dict, dict[str, str]], str]]] = {
-    "redis_password_map": ("redis-exporter", "exporters.redis", redis_password_map),
+# Where Prometheus and Alertmanager find their certificate with web_tls on (the overlay
+# mounts private/web/ there: bundle/pki.py).
+WEB_TLS_MOUNT = "/etc/web-tls"
+
+
+def web_config(values: dict, env: dict[str, str], directory: Path) -> str:
+    """Prometheus' and Alertmanager's --web.config.file (values web_tls): their
+    certificate, and the bcrypt hash of the one login. The hash in the file written
+    before is kept while it matches the password, so a render with an unchanged
+    password writes the same file (and recreates nothing).
+    https://prometheus.io/docs/prometheus/latest/configuration/https/"""
+    web = values["web_tls"]
+    password = env.get(values["secrets"][web["password_secret"]]["env"], "")
+    kept = None
+    try:
+        old = yaml.safe_load((directory / "web_config").read_text(encoding="utf-8"))
+        kept = old["basic_auth_users"][web["user"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        pass
+    if not (isinstance(kept, str) and kept.startswith("$2") and bcrypt.checkpw(password.encode(), kept.encode())):
+        kept = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    return yaml.safe_dump({"tls_server_config": {"cert_file": f"{WEB_TLS_MOUNT}/server.crt",
+                                                 "key_file": f"{WEB_TLS_MOUNT}/server.key"},
+                           "basic_auth_users": {web["user"]: kept}}, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class Formatted:
+    """A secret file in a program's own format, made from the secrets under `made_of`
+    (a values path) and given to `services`; with `replaces`, instead of those secrets."""
+    services: tuple[str, ...]
+    made_of: str
+    build: Callable[[dict, dict[str, str], Path], str]
+    replaces: bool
+
+
+FORMATTED: dict[str, Formatted] = {
+    "redis_password_map": Formatted(("redis-exporter",), "exporters.redis", redis_password_map, replaces=True),
+    # Cost 10: each request with a wrong password costs one comparison; Prometheus and
+    # Alertmanager cache the right ones.
+    "web_config": Formatted(("prometheus", "alertmanager", "alertmanager-2"), "web_tls", web_config,
+                            replaces=False),
 }
 
 
 def service_secrets(values: dict, every_layer: bool = False) -> dict[str, list[str]]:
-    """service -> the secret files it mounts: what `wiring` gives it, with the secrets a
-    formatted file replaces swapped for that file."""
+    """service -> the secret files it mounts: what `wiring` gives it, with a formatted
+    file added where it is made of secrets the service gets (in place of them when it
+    replaces them)."""
     wired = wiring(values, every_layer)
     references = list(secret_references(values))
-    for file_name, (service, prefix, _) in FORMATTED.items():
-        if service not in wired:
-            continue
-        replaced = {name for path, name in references if _under(path, prefix)}
-        wired[service] = [name for name in wired[service] if name not in replaced] + [file_name]
-    return wired
+    for file_name, spec in FORMATTED.items():
+        made_of = {name for path, name in references if _under(path, spec.made_of)}
+        for service in spec.services:
+            if not made_of & set(wired.get(service, ())):
+                continue
+            kept = [name for name in wired[service] if not (spec.replaces and name in made_of)]
+            wired[service] = kept + [file_name]
+    return {service: names for service, names in wired.items() if names}
 
 
 def file_readers(values: dict) -> dict[str, set[int]]:
@@ -141,12 +197,13 @@ def file_readers(values: dict) -> dict[str, set[int]]:
     return out
 
 
-def file_contents(values: dict, env: dict[str, str]) -> dict[str, str]:
-    """secret file -> its content: the .env value of a declared secret, or a formatted file."""
+def file_contents(values: dict, env: dict[str, str], directory: Path) -> dict[str, str]:
+    """secret file -> its content: the .env value of a declared secret, or a formatted
+    file (which may keep what it wrote into `directory` before)."""
     out = {}
     for name in file_readers(values):
         if name in FORMATTED:
-            out[name] = FORMATTED[name][2](values, env)
+            out[name] = FORMATTED[name].build(values, env, directory)
         else:
             out[name] = env.get(values["secrets"][name]["env"], "")
     return out
@@ -164,7 +221,7 @@ def file_sources(values: dict) -> dict[str, dict[str, list[str]]]:
     out = {}
     for name in file_readers(values):
         if name in FORMATTED:
-            prefix = FORMATTED[name][1]
+            prefix = FORMATTED[name].made_of
             made_of = sorted({secret for path, secret in references if _under(path, prefix)})
         else:
             made_of = [name]
@@ -195,7 +252,7 @@ def write_secret_files(values: dict, env: dict[str, str], directory: Path) -> li
     directory.mkdir(mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
     readers = file_readers(values)
-    contents = file_contents(values, env)
+    contents = file_contents(values, env, directory)
     warnings = []
     for name, text in contents.items():
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
@@ -356,12 +413,14 @@ def env_example(values: dict) -> str:
             out += ["", comment(f"{spec['description'][:1].upper()}{spec['description'][1:]}"
                                 f"{' (may stay empty)' if spec.get('optional') else ''}.")]
             services = [service for service, names in mounted.items() if name in names]
-            inside = [(file_name, service) for file_name, (service, prefix, _) in FORMATTED.items()
-                      if service in mounted and any(n == name and _under(p, prefix) for p, n in references)]
+            inside = {file_name: [service for service in spec.services if file_name in mounted.get(service, ())]
+                      for file_name, spec in FORMATTED.items()
+                      if any(n == name and _under(p, spec.made_of) for p, n in references)}
+            inside = {file_name: readers for file_name, readers in inside.items() if readers}
             if services:
                 out.append(f"# Read as /run/secrets/{name} by: {', '.join(services)}.")
-            for file_name, service in inside:
-                out.append(f"# Read by {service} inside /run/secrets/{file_name}.")
+            for file_name, readers in inside.items():
+                out.append(f"# Read by {', '.join(readers)} inside /run/secrets/{file_name}.")
             if not services and not inside:
                 out.append("# Not used by any service of the bundle's layers.")
             if spec.get("doc"):

@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT / "tests" / "multihost"))
 
 from bundle import DEFAULT_VALUES, archive, backup  # noqa: E402
 from bundle.cli import load  # noqa: E402
-from bundle.hosts import direct_address  # noqa: E402
 from bundle.secrets import consumers, read_env  # noqa: E402
 from stack import SINK, alert_bound, compose, containers, platform, seconds  # noqa: E402
 
@@ -225,9 +224,8 @@ def multihost_figures() -> None:
     values = scenario.scenario_values()
     agents = [name for name, host in values["hosts"].items() if host["mode"] == "agent"]
     outage_seconds = float(os.environ.get("BENCH_OUTAGE_SECONDS", "60"))
-    url = f"http://{direct_address(values)}:{values['ports']['prometheus']}"
-    result = scenario.outage(url, values["ports"]["edge"], agents, seconds(values["agent"]["scrape_interval"]),
-                             outage_seconds)
+    result = scenario.outage(scenario.central(values), values["ports"]["edge"], agents,
+                             seconds(values["agent"]["scrape_interval"]), outage_seconds)
     caught = result["catch_up_seconds"]
     note = f"{len(agents)} agents, central stack down {result['outage_seconds']:.0f}s"
     if len(caught) == len(agents):

@@ -23,7 +23,7 @@ from ..secrets import read_env
 from . import FAILED, PASSED, UNUSABLE
 from . import layer_checks  # noqa: F401  (registers the layers' checks after the core's)
 from .checks import CHECKS, Check, Context, Fail, Skip
-from .expect import PORTS, Expected
+from .expect import Expected
 from .http import Budget, Client, Endpoint, ReadOnlySession, SmokeError
 from .report import Report, Result, line, summary, to_json, write_junit
 
@@ -47,20 +47,23 @@ def local_secret(values: dict, dotenv: dict, name: str) -> str | None:
     return dotenv.get(spec["env"]) or None if spec else None
 
 
-def endpoints(values: dict, environ: dict, dotenv: dict) -> dict[str, Endpoint]:
+def endpoints(values: dict, environ: dict, dotenv: dict, env_file: Path) -> dict[str, Endpoint]:
     remote = is_remote(environ)
-    # The services' own ports (the edge's address is for remote users: SMOKE_*_URL).
-    host = hosts.direct_address(values)
-    verify: bool | str = environ.get("SMOKE_CA_FILE") or True
+    # The services' own ports (the edge's address is for remote users: SMOKE_*_URL); with
+    # web_tls, Prometheus and Alertmanager over TLS from the local CA, with their login.
+    verify: bool | str = environ.get("SMOKE_CA_FILE") or (True if remote else hosts.direct_trust(values, env_file))
     out = {}
     for service, part in ENV.items():
         url = environ.get(f"SMOKE_{part}_URL")
         if not url and not remote:
-            url = f"http://{host}:{values['ports'][PORTS[service]]}"
+            url = hosts.direct_url(values, service).rstrip("/")
         user = environ.get(f"SMOKE_{part}_USERNAME") or (environ.get("SMOKE_USERNAME") if service in EDGE else None)
         password = environ.get(f"SMOKE_{part}_PASSWORD") or (environ.get("SMOKE_PASSWORD") if service in EDGE else None)
         if not remote and not user:
-            if service == "grafana":
+            login = hosts.direct_login(values, dotenv) if service in hosts.WEB_TLS_SERVICES else None
+            if login:
+                user, password = login
+            elif service == "grafana":
                 user = values["grafana"]["admin_user"]
                 password = local_secret(values, dotenv, values["grafana"]["admin_password_secret"])
             elif service == "elasticsearch":
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     budget = Budget(DEADLINE)
-    found = endpoints(values, dict(os.environ), dotenv)
+    found = endpoints(values, dict(os.environ), dotenv, args.env_file)
     session = ReadOnlySession()
     clients = {name: Client(endpoint, session, budget) for name, endpoint in found.items()}
     ctx = Context(Expected(values), clients, local=not is_remote(os.environ))

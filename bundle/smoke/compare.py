@@ -2,8 +2,8 @@
 
 Prometheus (/api/v1/status/config) and Alertmanager (/api/v2/status) report their loaded
 configuration re-serialized: every default written out, durations in their own form
-(15d as 2w1d), rule_files and templates resolved against the config file's directory,
-matchers quoted. So the comparison is by content: every setting of the rendered file
+(15d as 2w1d), rule_files, file_sd files and templates resolved against the config
+file's directory, matchers quoted. So the comparison is by content: every setting of the rendered file
 must be loaded with the same meaning, every list (jobs, targets, routes, receivers)
 must have the same items in the same order, label sets must match exactly, and a
 section the bundle writes (remote_write, routes, ...) must not be loaded when it is not
@@ -51,7 +51,8 @@ PROMETHEUS = Rules(
     exact_maps=frozenset({"labels", "external_labels"}),
     owned=frozenset({"rule_files", "alerting", "remote_write", "remote_read", "scrape_configs",
                      "scrape_config_files"}),
-    paths=frozenset({"rule_files"}),
+    # rule_files, and the files of file_sd_configs (the pull hosts' and probes' targets).
+    paths=frozenset({"rule_files", "files"}),
     matchers=frozenset(),
 )
 ALERTMANAGER = Rules(

@@ -15,9 +15,6 @@ from .compare import seconds
 # Grafana datasources provisioned only with their layer on
 # (templates/grafana/provisioning/datasources/datasources.yml.j2); the others always are.
 DATASOURCE_LAYER = {"elasticsearch": "logs", "jaeger": "tracing"}
-# Services whose HTTP API the checks read, and the values `ports` key each is published on.
-PORTS = {"prometheus": "prometheus", "alertmanager": "alertmanager", "grafana": "grafana",
-         "elasticsearch": "elasticsearch", "kibana": "kibana", "jaeger": "jaeger_ui", "apm-server": "apm_server"}
 # Jobs of the layer table (bundle/layers.yaml) the checks read metrics from.
 NODE_JOB, LOGSTASH_JOB, JAEGER_JOB = "node", "logstash", "jaeger"
 

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(GUIDANCE, file=sys.stderr)
         return UNUSABLE
 
-    found = endpoints(values, dict(os.environ), dotenv)
+    found = endpoints(values, dict(os.environ), dotenv, args.env_file)
     budget = Budget(3 * args.timeout + 30)
     reader = ReadOnlySession()
     alertmanager, prometheus = (Client(found[s], reader, budget) for s in ("alertmanager", "prometheus"))

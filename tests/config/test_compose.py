@@ -288,6 +288,9 @@ SECRET_CONSUMERS = {
     "edge_agent_password": {"edge"},
     # The login of pull-mode hosts' exporters (values `agent`).
     "pull_password": {"prometheus"},
+    # Prometheus' and Alertmanager's own login: nobody's while web_tls is off (the
+    # default); tests/unit/test_web_tls.py has its users with web_tls on.
+    "web_password": set(),
 }
 # Files in a program's own format made from a secret (README "Secrets"): redis_exporter's
 # --redis.password-file, a map that names the configured Redis only.

@@ -161,18 +161,20 @@ def check_result(report: dict, check: str) -> dict:
 
 
 class Api:
-    """A JSON API of the stack (Prometheus, Alertmanager) on its published address."""
+    """A JSON API of the stack (Prometheus, Alertmanager) on its published address, with
+    the session's login and trust (values web_tls) when one is given."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, session: requests.Session | None = None):
         self.base = base
+        self.http = session or requests.Session()
 
     def get(self, path: str, **params):
-        response = requests.get(self.base + path, params=params, timeout=10)
+        response = self.http.get(self.base + path, params=params, timeout=10)
         response.raise_for_status()
         return response.json()
 
     def post(self, path: str, body):
-        response = requests.post(self.base + path, json=body, timeout=10)
+        response = self.http.post(self.base + path, json=body, timeout=10)
         response.raise_for_status()
         return response.json() if response.content else None
 

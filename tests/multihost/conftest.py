@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE))
 
 from bundle import hosts  # noqa: E402
 from bundle.secrets import read_env  # noqa: E402
-from scenario import scenario_values  # noqa: E402
+from scenario import central, scenario_values  # noqa: E402
 from stack import Api  # noqa: E402
 from stack import containers  # noqa: E402
 
@@ -66,26 +66,17 @@ def agent_login(scenario, env):
     return (scenario["edge"]["agent_user"], env[scenario["secrets"][scenario["edge"]["agent_password_secret"]]["env"]])
 
 
-class Prometheus:
-    """The central Prometheus on its direct (loopback) port."""
-
-    def __init__(self, base: str):
-        self.base = base
-
-    def query(self, expr: str, **params) -> list:
-        response = requests.get(f"{self.base}/api/v1/query", params={"query": expr, **params}, timeout=10)
-        response.raise_for_status()
-        return response.json()["data"]["result"]
-
-    def get(self, path: str, **params):
-        response = requests.get(self.base + path, params=params, timeout=10)
-        response.raise_for_status()
-        return response.json()
+@pytest.fixture(scope="session")
+def direct(scenario):
+    """A session for Prometheus' and Alertmanager's own ports: with web_tls, trusting
+    the local CA and sending their login."""
+    return central(scenario)[1]
 
 
 @pytest.fixture(scope="session")
-def prom(scenario) -> Prometheus:
-    return Prometheus(f"http://{hosts.direct_address(scenario)}:{scenario['ports']['prometheus']}")
+def prom(scenario, direct) -> Api:
+    """The central Prometheus on its own published port."""
+    return Api(hosts.direct_url(scenario, "prometheus").rstrip("/"), direct)
 
 
 @pytest.fixture(scope="session")
@@ -96,11 +87,9 @@ def overlays() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def alertmanagers(scenario) -> dict[str, Alertmanager]:
-    """Both Alertmanagers on their direct (loopback) ports, by service name."""
-    address = hosts.direct_address(scenario)
-    return {"alertmanager": Api(f"http://{address}:{scenario['ports']['alertmanager']}"),
-            "alertmanager-2": Api(f"http://{address}:{scenario['ports']['alertmanager_2']}")}
+def alertmanagers(scenario, direct) -> dict[str, Api]:
+    """Both Alertmanagers on their own published ports, by service name."""
+    return {name: Api(hosts.direct_url(scenario, name).rstrip("/"), direct) for name in ("alertmanager", "alertmanager-2")}
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,23 @@ def scenario_values() -> dict:
     return values
 
 
+def central(values: dict):
+    """(base URL, requests session) of the central Prometheus on its own published port:
+    with web_tls, over TLS trusting the local CA, with the login of .env."""
+    import requests
+
+    from bundle import hosts
+    from bundle.secrets import read_env
+
+    session = requests.Session()
+    # Else REQUESTS_CA_BUNDLE, where set, wins over session.verify:
+    # https://github.com/psf/requests/issues/3829
+    session.trust_env = False
+    session.auth = hosts.direct_login(values, read_env(ROOT / ".env"))
+    session.verify = hosts.direct_trust(values, ROOT / ".env")
+    return hosts.direct_url(values, "prometheus").rstrip("/"), session
+
+
 def run(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(list(args), cwd=ROOT, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
@@ -137,12 +154,12 @@ def agent_counters(name: str, *metrics: str) -> dict[str, float]:
 LOSS_COUNTERS = ("prometheus_remote_storage_samples_failed_total", "prometheus_remote_storage_samples_dropped_total")
 
 
-def samples(prometheus_url: str, host: str, start: float, end: float) -> list[float]:
-    """Timestamps of the samples of up{job="node",host=...} the central holds in [start, end]."""
-    import requests
-
+def samples(prometheus, host: str, start: float, end: float) -> list[float]:
+    """Timestamps of the samples of up{job="node",host=...} the central holds in [start, end]
+    (prometheus: the pair `central` returns)."""
+    url, session = prometheus
     expr = f'up{{job="node",host="{host}"}}[{int(end - start) + 1}s]'
-    response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": expr, "time": end}, timeout=10)
+    response = session.get(f"{url}/api/v1/query", params={"query": expr, "time": end}, timeout=10)
     response.raise_for_status()
     result = response.json()["data"]["result"]
     return sorted(float(t) for series in result for t, _ in series["values"] if float(t) >= start)
@@ -159,20 +176,19 @@ def missing(timestamps: list[float], interval: float, start: float, end: float) 
     return expected - len(timestamps) + tail
 
 
-def receiving(prometheus_url: str, edge_port: int) -> bool:
+def receiving(prometheus, edge_port: int) -> bool:
     """The central stack takes samples again: Prometheus is ready and the edge accepts
     connections."""
     import socket
 
-    import requests
-
-    if requests.get(f"{prometheus_url}/-/ready", timeout=2).status_code != 200:
+    url, session = prometheus
+    if session.get(f"{url}/-/ready", timeout=2).status_code != 200:
         return False
     socket.create_connection(("127.0.0.1", edge_port), timeout=2).close()
     return True
 
 
-def outage(prometheus_url: str, edge_port: int, agent_hosts: list[str], interval: float,
+def outage(prometheus, edge_port: int, agent_hosts: list[str], interval: float,
            seconds: float = 60) -> dict:
     """Stop the whole central stack for `seconds`, start it, and measure for each agent
     host: how long until the central holds every sample taken meanwhile (catch-up, from
@@ -183,7 +199,7 @@ def outage(prometheus_url: str, edge_port: int, agent_hosts: list[str], interval
     run(compose, "stop")
     time.sleep(seconds)
     run(compose, "start")
-    wait_until("the central stack receiving again", lambda: receiving(prometheus_url, edge_port), timeout=120,
+    wait_until("the central stack receiving again", lambda: receiving(prometheus, edge_port), timeout=120,
                interval=0.5)
     healthy = time.time()
     window = (stopped - 30, healthy)
@@ -195,14 +211,14 @@ def outage(prometheus_url: str, edge_port: int, agent_hosts: list[str], interval
             if name in caught_up:
                 continue
             try:
-                gaps = missing(samples(prometheus_url, name, *window), interval, *window)
+                gaps = missing(samples(prometheus, name, *window), interval, *window)
             except Exception:  # noqa: BLE001 - Prometheus is still starting
                 continue
             if gaps == 0:
                 caught_up[name] = time.time() - healthy
         time.sleep(0.5)
     for name in agent_hosts:
-        lost[name] = missing(samples(prometheus_url, name, *window), interval, *window)
+        lost[name] = missing(samples(prometheus, name, *window), interval, *window)
     after = {name: agent_counters(name, *LOSS_COUNTERS) for name in agent_hosts}
     dropped = {name: sum(after[name].values()) - sum(before[name].values()) for name in agent_hosts}
     return {"stopped": stopped, "healthy": healthy, "outage_seconds": healthy - stopped,

@@ -63,6 +63,27 @@ def test_a_client_that_does_not_trust_the_ca_fails(edge_url, admin):
         get(edge_url + "/prometheus/-/ready", auth=admin)
 
 
+
+@pytest.mark.parametrize("service, path", [("prometheus", "-/ready"), ("prometheus", "api/v1/query?query=up"),
+                                           ("alertmanager", "-/ready"), ("alertmanager-2", "api/v2/status")])
+def test_their_own_ports_want_tls_from_the_local_ca_and_their_login(scenario, env, ca_file, admin, service, path):
+    """values web_tls (README "Remote access"): Prometheus and both Alertmanagers serve
+    HTTPS on their own ports and ask for their own login, not the edge's."""
+    from bundle import hosts
+
+    url = hosts.direct_url(scenario, service) + path
+    login = hosts.direct_login(scenario, env)
+    assert url.startswith("https://") and login
+    with pytest.raises(requests.exceptions.SSLError):
+        get(url, auth=login)
+    # Go's TLS server answers plain HTTP with 400 ("an HTTP request to an HTTPS server").
+    assert get(url.replace("https://", "http://", 1), auth=login).status_code == 400
+    assert get(url, verify=ca_file).status_code == 401
+    assert get(url, verify=ca_file, auth=(login[0], login[1] + "x")).status_code == 401
+    assert get(url, verify=ca_file, auth=("nobody", login[1])).status_code == 401
+    assert get(url, verify=ca_file, auth=admin).status_code == 401, "the edge's login is not theirs"
+    assert get(url, verify=ca_file, auth=login).status_code == 200
+
 # Run inside a container on the simulated internet: what a remote host can reach.
 FROM_OUTSIDE = """
 import json, socket, ssl, sys, urllib.request, base64

@@ -76,7 +76,7 @@ def test_a_silence_made_on_one_holds_on_the_other(alertmanagers, sink_ready):
             a for a in second.get("/api/v2/alerts", filter=f'alertname="{name}"')], timeout=30)
         assert alert[0]["status"]["state"] == "suppressed" and alert[0]["status"]["silencedBy"] == [silence]
     finally:
-        requests.delete(f"{first.base}/api/v2/silence/{silence}", timeout=10)
+        first.http.delete(f"{first.base}/api/v2/silence/{silence}", timeout=10)
 
 
 def test_an_endpoint_down_notifies_once_while_one_alertmanager_is_down(scenario, sink_ready):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenario import LOSS_COUNTERS, outage
+from scenario import LOSS_COUNTERS, central, outage
 from stack import seconds
 
 pytestmark = pytest.mark.multihost
@@ -14,11 +14,11 @@ pytestmark = pytest.mark.multihost
 OUTAGE_SECONDS = 60
 
 
-def test_no_sample_is_lost_while_the_central_stack_is_down(scenario, prom, record_property):
+def test_no_sample_is_lost_while_the_central_stack_is_down(scenario, record_property):
     agents = [name for name, host in scenario["hosts"].items() if host["mode"] == "agent"]
     assert agents
     interval = seconds(scenario["agent"]["scrape_interval"])
-    result = outage(prom.base, scenario["ports"]["edge"], agents, interval, OUTAGE_SECONDS)
+    result = outage(central(scenario), scenario["ports"]["edge"], agents, interval, OUTAGE_SECONDS)
     print(f"outage {result['outage_seconds']:.0f}s: catch-up {result['catch_up_seconds']}, "
           f"samples lost {result['samples_lost']}, dropped at the agents {result['agent_dropped']}")
     for name in agents:

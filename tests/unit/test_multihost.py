@@ -111,7 +111,7 @@ def test_pull_hosts_are_targets_files_and_a_new_one_changes_nothing_else(run_ren
     job = next(j for j in first.yaml("prometheus/prometheus.yml")["scrape_configs"] if j["job_name"] == "node-pull")
     assert job["scheme"] == "https" and job["file_sd_configs"] == [{"files": ["targets/node-pull.yml"]}]
     assert job["basic_auth"]["password_file"] == "/run/secrets/pull_password"
-    assert job["tls_config"]["ca_file"].startswith("/etc/prometheus-trust/")
+    assert job["tls_config"]["ca_file"].startswith("/etc/stack-trust/")
     second = run_render(EDGE, PULL_HOST, {"hosts": {"db-2": {"mode": "pull", "address": "10.0.0.7",
                                                            "exporters": ["node"], "labels": {"role": "db"}}}},
                         output=tmp_path / "two")

@@ -31,7 +31,7 @@ def snapshot(tree: Path) -> dict[str, tuple[bytes, int]]:
 # Every file the default values (every layer on) must give: README's layout and
 # docs/dashboards.md name them.
 DEFAULT_FILES = [
-    "alertmanager/alertmanager.yml", "alertmanager/templates/notifications.tmpl",
+    "alertmanager/alertmanager.yml", "alertmanager/templates/notifications.tmpl", "alertmanager/web.yml",
     "apm-server/apm-server.yml", "compose.env", "compose.overlay.yml",
     "elasticsearch/setup.sh",
     "grafana/dashboards/Application/application.json", "grafana/dashboards/Application/celery.json",
@@ -43,7 +43,7 @@ DEFAULT_FILES = [
     "jaeger/config.yml", "kibana/kibana.yml", "kibana/setup.sh",
     "logstash/config/logstash.yml", "logstash/pipeline/logstash.conf",
     "prometheus/prometheus.yml", "prometheus/rules/bundle.yml", "prometheus/rules/custom.yml",
-    "prometheus/rules/logs.yml", "prometheus/rules/platform.yml",
+    "prometheus/rules/logs.yml", "prometheus/rules/platform.yml", "prometheus/web.yml",
 ]
 # What each optional layer adds on top of the core.
 LAYER_FILES = {
@@ -82,9 +82,9 @@ def test_the_core_alone(run_render):
     result = run_render({"layers": {name: False for name in LAYER_FILES}})
     assert result.code == 0, result.stderr
     assert produced(result) == [
-        "alertmanager/alertmanager.yml", "alertmanager/templates/notifications.tmpl", "compose.env",
-        "compose.overlay.yml", "prometheus/prometheus.yml", "prometheus/rules/bundle.yml",
-        "prometheus/rules/custom.yml", "prometheus/rules/platform.yml"]
+        "alertmanager/alertmanager.yml", "alertmanager/templates/notifications.tmpl", "alertmanager/web.yml",
+        "compose.env", "compose.overlay.yml", "prometheus/prometheus.yml", "prometheus/rules/bundle.yml",
+        "prometheus/rules/custom.yml", "prometheus/rules/platform.yml", "prometheus/web.yml"]
     assert "COMPOSE_FILE='compose/core.yml:config/compose.overlay.yml'" in result.text("compose.env")
 
 

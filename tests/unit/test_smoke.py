@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,7 +28,7 @@ from bundle.smoke import cli, layer_checks, notify  # noqa: F401  (registers the
 from bundle.smoke.checks import CHECKS, Context, Fail, Skip
 from bundle.smoke.expect import Expected
 from bundle.smoke.http import Budget, Client, Endpoint, ReadOnlySession, SmokeError, Unreachable
-from bundle.smoke.queries import logstash_dlq_growth, logstash_events, otelcol
+from bundle.smoke.queries import grew, logstash_dlq_growth, logstash_events, otelcol, total
 from bundle.smoke.report import Report, Result, junit, to_json
 from bundle.values import Source, merge
 
@@ -105,6 +106,26 @@ def prometheus_answers(fake: Fake, results: dict[str, list]) -> None:
         vector = [{"metric": labels, "value": [time.time(), str(value)]} for labels, value in results[expr]]
         return 200, {"status": "success", "data": {"resultType": "vector", "result": vector}}
     fake.routes["/prometheus/api/v1/query"] = answer
+
+
+def test_prometheus_notifications_count_the_central_prometheus_only(values, fake):
+    """With remote agents (values hosts), their Prometheus' own metrics reach the central
+    one: an agent sends no alerts and discovers no Alertmanager, which is no failure."""
+    central = {"job": "prometheus", "instance": "localhost:9090"}
+    agent = {"job": "prometheus-agent", "instance": "host-a"}
+    discovered = "prometheus_notifications_alertmanagers_discovered"
+    answers = {grew("prometheus_notifications_errors_total", "instance, alertmanager"): [],
+               grew("prometheus_notifications_dropped_total", "instance"): [],
+               total("prometheus_notifications_sent_total"): [({}, 12)],
+               # Unfiltered, the agents' series too; by job, the central's alone.
+               discovered: [(central, 2), (agent, 0)],
+               discovered + '{job="prometheus"}': [(central, 2)]}
+    prometheus_answers(fake, answers)
+    assert run("prometheus.notifications", context(values, fake)) == (
+        "pass", "2 Alertmanager(s) discovered, 12 alerts sent in the last hour, none failed or dropped")
+    answers[discovered + '{job="prometheus"}'] = [(central, 0)]
+    status, message = run("prometheus.notifications", context(values, fake))
+    assert status == "fail" and "discovered no Alertmanager" in message, message
 
 
 # ---------------------------------------------------------------- Grafana
@@ -439,18 +460,31 @@ def test_list_names_the_checks_of_the_enabled_layers(monkeypatch, capsys, tmp_pa
 
 def test_local_endpoints_come_from_the_values_and_env_file(values):
     dotenv = {"GRAFANA_ADMIN_PASSWORD": "g", "ELASTICSEARCH_EXPORTER_PASSWORD": "e", "APM_SECRET_TOKEN": "t"}
-    found = cli.endpoints(values, {}, dotenv)
+    found = cli.endpoints(values, {}, dotenv, Path("/srv/bundle/.env"))
     assert found["prometheus"].url == "http://127.0.0.1:9090" and found["prometheus"].auth is None
-    assert found["grafana"].auth == ("admin", "g")
+    assert found["prometheus"].verify is True
+    assert found["grafana"].url == "http://127.0.0.1:3000" and found["grafana"].auth == ("admin", "g")
     assert found["elasticsearch"].auth == ("elasticsearch_exporter", "e")
+    assert found["jaeger"].url == "http://127.0.0.1:16686"
     assert found["apm-server"].headers == {"Authorization": "Bearer t"}
+
+
+def test_local_endpoints_with_web_tls_use_https_the_local_ca_and_the_login(values):
+    """README "Remote access": with web_tls, make smoke reaches Prometheus and Alertmanager
+    over TLS, trusting private/trust/ca.crt next to .env, with WEB_PASSWORD."""
+    values = {**values, "bind_address": "0.0.0.0", "web_tls": {**values["web_tls"], "enabled": True}}
+    found = cli.endpoints(values, {}, {"WEB_PASSWORD": "w", "GRAFANA_ADMIN_PASSWORD": "g"}, Path("/srv/bundle/.env"))
+    assert found["prometheus"].url == "https://127.0.0.1:9090" and found["prometheus"].auth == ("admin", "w")
+    assert found["alertmanager"].url == "https://127.0.0.1:9093" and found["alertmanager"].auth == ("admin", "w")
+    assert found["prometheus"].verify == "/srv/bundle/private/trust/ca.crt"
+    assert found["grafana"].url == "http://127.0.0.1:3000" and found["grafana"].auth == ("admin", "g")
 
 
 def test_remote_endpoints_come_from_the_environment_only(values):
     environ = {"SMOKE_PROMETHEUS_URL": "https://prom.example.com", "SMOKE_ALERTMANAGER_URL": "https://am.example.com",
                "SMOKE_USERNAME": "ci", "SMOKE_PASSWORD": "pw", "SMOKE_GRAFANA_URL": "https://grafana.example.com",
                "SMOKE_GRAFANA_TOKEN": "glsa_x", "SMOKE_CA_FILE": "/etc/ca.pem"}
-    found = cli.endpoints(values, environ, {"GRAFANA_ADMIN_PASSWORD": "never-used"})
+    found = cli.endpoints(values, environ, {"GRAFANA_ADMIN_PASSWORD": "never-used"}, Path("/srv/bundle/.env"))
     assert found["prometheus"].auth == ("ci", "pw") and found["alertmanager"].auth == ("ci", "pw")
     assert found["prometheus"].verify == "/etc/ca.pem"
     assert found["grafana"].auth is None and found["grafana"].headers == {"Authorization": "Bearer glsa_x"}

@@ -97,3 +97,18 @@ def test_a_matcher_written_without_quotes_is_the_same_matcher():
     def edit(rendered, _):
         rendered["route"]["routes"][1]["matchers"] = ["severity = critical"]
     assert changed("alertmanager", edit) == []
+
+
+def test_file_sd_files_are_paths_resolved_against_the_config_dir():
+    """Prometheus prints the targets files of file_sd_configs (pull hosts, probes) resolved
+    against its configuration's directory, as it does rule_files."""
+    def edit(rendered, loaded):
+        rendered["scrape_configs"][0]["file_sd_configs"] = [{"files": ["targets/node-pull.yml"]}]
+        loaded["scrape_configs"][0]["file_sd_configs"] = [{"files": ["/etc/prometheus/targets/node-pull.yml"],
+                                                           "refresh_interval": "5m"}]
+    assert changed("prometheus", edit) == []
+
+    def moved(rendered, loaded):
+        rendered["scrape_configs"][0]["file_sd_configs"] = [{"files": ["targets/node-pull.yml"]}]
+        loaded["scrape_configs"][0]["file_sd_configs"] = [{"files": ["/etc/prometheus/targets/blackbox.yml"]}]
+    assert len(changed("prometheus", moved)) == 1
