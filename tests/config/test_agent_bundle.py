@@ -123,3 +123,45 @@ def test_an_agent_may_run_the_platforms_exporters_too(run_render):
             for j in yaml.safe_load((bundle / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]}
     assert jobs["postgres"] == {"service": "postgres", "instance": "web-2"}
     assert jobs["nginx"]["service"] == "nginx" and jobs["redis"]["service"] == "redis"
+
+
+@pytest.mark.parametrize("mode, host", [("agent", AGENT_HOST), ("pull", PULL_HOST)])
+def test_node_exporter_runs_in_the_hosts_network_namespace_as_nobody(run_render, mode, host):
+    """README "Several hosts" (as upstream runs it, and as the central stack does): the
+    host's network namespace, so its network collectors describe the host; in mode agent
+    listening on the Docker bridge's gateway only, in mode pull on ports.node with TLS;
+    nobody, no capability, read-only, the host's / read-only with rslave propagation."""
+    name = next(iter(host["hosts"]))
+    result = run_render(EDGE, host)
+    made = make_agent(result, name, EDGE, host)
+    assert made.returncode == 0, made.stderr
+    bundle = result.env_file.parent / "private" / "agents" / name
+    checked = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=bundle,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    services = yaml.safe_load(checked.stdout)["services"]
+    node = services["node-exporter"]
+    assert node["network_mode"] == "host" and "ports" not in node
+    assert (node["user"], node["cap_drop"], node["read_only"], node["pid"]) == ("65534:65534", ["ALL"], True, "host")
+    root = next(v for v in node["volumes"] if v["target"] == "/host")
+    assert (root["source"], root["read_only"], root["bind"]["propagation"]) == ("/", True, "rslave")
+    listen = [arg for arg in node["command"] if arg.startswith("--web.listen-address=")]
+    if mode == "agent":
+        assert listen == ["--web.listen-address=host.docker.internal:9100"]
+        assert node["extra_hosts"] == ["host.docker.internal=host-gateway"]
+        assert services["prometheus-agent"]["extra_hosts"] == ["node-exporter=host-gateway"]
+    else:
+        assert listen == ["--web.listen-address=:9100"]
+
+
+def test_without_the_hosts_network_node_exporter_keeps_a_namespace_of_its_own(run_render):
+    """agent.host_network off (several simulated hosts on one engine): a pull host
+    publishes ports.node instead."""
+    off = {"agent": {"host_network": False}}
+    result = run_render(EDGE, PULL_HOST, off)
+    made = make_agent(result, "db-1", EDGE, PULL_HOST, off)
+    assert made.returncode == 0, made.stderr
+    node = yaml.safe_load((result.env_file.parent / "private" / "agents" / "db-1" / "compose.yml").read_text())[
+        "services"]["node-exporter"]
+    assert "network_mode" not in node and node["ports"] == ["9100:9100"]
+    assert not [arg for arg in node["command"] if arg.startswith("--web.listen-address=")]

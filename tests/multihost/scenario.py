@@ -118,9 +118,14 @@ def up() -> None:
     values_args = [a for p in overlays() for a in ("--values", str(p))]
     for name, host in values["hosts"].items():
         run(sys.executable, "-m", "bundle.agent", *values_args, name)
+    # Where this machine's / is a private mount, the bundles' node-exporter needs
+    # HOST_ROOT_MOUNT=ro, as their README says: scripts/host-env.sh finds out, as for the
+    # central stack.
+    found = run(str(ROOT / "scripts" / "host-env.sh"), str(ROOT / "config" / "compose.env")).stdout
+    host_env = dict(line.split("=", 1) for line in found.splitlines() if line.startswith("HOST_ROOT_MOUNT="))
     # Not waiting for their healthchecks: the tests wait for their samples.
     for name, host in values["hosts"].items():
-        run(*host_compose(name, host), "up", "--detach", "--force-recreate")
+        run(*host_compose(name, host), "up", "--detach", "--force-recreate", env={**os.environ, **host_env})
     print(f"multi-host scenario up: hosts {', '.join(values['hosts'])}, long-term store at {LONGTERM_URL}")
 
 
