@@ -63,6 +63,9 @@ def test_an_agent_bundle_sends_through_the_edge_with_its_login(run_render):
         result.env_file.parent / "private" / "trust" / "ca.crt").read_bytes()
     compose = yaml.safe_load((bundle / "compose.yml").read_text())
     assert set(compose["services"]) == {"prometheus-agent", "node-exporter", "cadvisor"}
+    # cAdvisor (root, reading the engine's state) keeps Docker's default set but raw sockets.
+    assert {name: s["cap_drop"] for name, s in compose["services"].items()} == {
+        "prometheus-agent": ["ALL"], "node-exporter": ["ALL"], "cadvisor": ["NET_RAW"]}
     assert all("ports" not in service for service in compose["services"].values()), "nothing listens outside"
     assert "--agent" in compose["services"]["prometheus-agent"]["command"]
     assert password not in (bundle / "compose.yml").read_text()
@@ -117,6 +120,8 @@ def test_an_agent_may_run_the_platforms_exporters_too(run_render):
     model = yaml.safe_load(checked.stdout)
     assert set(model["services"]) == {"prometheus-agent", "node-exporter", "postgres-exporter", "redis-exporter",
                                       "nginx-exporter"}
+    # README "Security defaults": no capability anywhere (NET_RAW at least).
+    assert {name: s["cap_drop"] for name, s in model["services"].items()} == dict.fromkeys(model["services"], ["ALL"])
     assert model["networks"]["app"]["name"] == "platform"
     assert [s["source"] for s in model["services"]["postgres-exporter"]["secrets"]] == ["postgres_exporter_password"]
     jobs = {j["job_name"]: j["static_configs"][0]["labels"]
