@@ -135,7 +135,8 @@ def web_config(values: dict, env: dict[str, str], directory: Path) -> str:
     """Prometheus' and Alertmanager's --web.config.file (values web_tls): their
     certificate, and the bcrypt hash of the one login. The hash in the file written
     before is kept while it matches the password, so a render with an unchanged
-    password writes the same file (and recreates nothing).
+    password writes the same file (and recreates nothing). Cost 10: each request with a
+    wrong password costs one comparison; the servers cache the right ones.
     https://prometheus.io/docs/prometheus/latest/configuration/https/"""
     web = values["web_tls"]
     password = env.get(values["secrets"][web["password_secret"]]["env"], "")
@@ -164,8 +165,6 @@ class Formatted:
 
 FORMATTED: dict[str, Formatted] = {
     "redis_password_map": Formatted(("redis-exporter",), "exporters.redis", redis_password_map, replaces=True),
-    # Cost 10: each request with a wrong password costs one comparison; Prometheus and
-    # Alertmanager cache the right ones.
     "web_config": Formatted(("prometheus", "alertmanager", "alertmanager-2"), "web_tls", web_config,
                             replaces=False),
 }
