@@ -42,8 +42,8 @@ def is_loopback(address: str) -> bool:
 
 def direct_address(values: dict) -> str:
     """Where the services' own ports are published: the bind address when it is
-    loopback, else (only allowed with the edge or web_tls) 127.0.0.1, so that on other
-    interfaces only the edge and the services with their own TLS and login listen."""
+    loopback, else (only allowed with the edge) 127.0.0.1, so that on other interfaces
+    only the edge and the services with their own TLS and login (web_tls) listen."""
     return values["bind_address"] if is_loopback(values["bind_address"]) else LOOPBACK
 
 
@@ -133,10 +133,10 @@ def problems(values: dict, source: Source) -> list[str]:
         out.append(f"{source.where(path)}: {dotted(path)}: {text}")
 
     edge = values["layers"]["edge"]
-    if not is_loopback(values["bind_address"]) and not edge and not values["web_tls"]["enabled"]:
-        problem(("bind_address",), f"{values['bind_address']} is not loopback: switch layers.edge on (TLS and a "
-                                   "login in front of every service) or web_tls.enabled (Prometheus' and "
-                                   "Alertmanager's own), so that only those listen there, or keep 127.0.0.1")
+    if not is_loopback(values["bind_address"]) and not edge:
+        problem(("bind_address",), f"{values['bind_address']} is not loopback: switch layers.edge on, so that only "
+                                   "the edge (TLS and a login) listens there (and, with web_tls, Prometheus and "
+                                   "Alertmanager with their own), or keep 127.0.0.1")
     tls = values["edge"]["tls"]
     if bool(tls["cert_file"]) != bool(tls["key_file"]):
         problem(("edge", "tls"), "cert_file and key_file go together: set both (your certificate) or neither "

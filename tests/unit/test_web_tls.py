@@ -112,8 +112,8 @@ def test_the_web_configuration_is_a_secret_with_a_hash_that_is_kept(run_render):
 
 
 def test_the_certificate_names_every_address_clients_use(run_render):
-    result = run_render(ON, {"edge": {"hostname": "mon.example.test"}, "web_tls": {"alt_names": ["prom.example.test"]},
-                             "bind_address": "10.1.2.3"})
+    result = run_render(ON, {"layers": {"edge": True}, "edge": {"hostname": "mon.example.test"},
+                             "web_tls": {"alt_names": ["prom.example.test"]}, "bind_address": "10.1.2.3"})
     assert result.code == 0, result.stderr
     private = result.env_file.parent / "private"
     cert = x509.load_pem_x509_certificate((private / "web" / "server.crt").read_bytes())
@@ -128,13 +128,24 @@ def test_the_certificate_names_every_address_clients_use(run_render):
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
 
 
-def test_beyond_loopback_without_the_edge_only_prometheus_and_alertmanager_listen_there(run_render):
-    refused = run_render({"bind_address": "0.0.0.0"})
-    assert refused.code == 1 and "web_tls.enabled" in refused.stderr
-    result = run_render(ON, {"bind_address": "0.0.0.0"})
+def test_beyond_loopback_prometheus_and_alertmanager_listen_there_next_to_the_edge(run_render):
+    """bind_address beyond loopback still needs the edge; with web_tls, Prometheus and the
+    Alertmanagers (their own TLS and login) publish there too, everything else stays on
+    127.0.0.1."""
+    refused = run_render(ON, {"bind_address": "0.0.0.0"})
+    assert refused.code == 1 and "switch layers.edge on" in refused.stderr
+    result = run_render(ON, EVERYTHING, {"bind_address": "0.0.0.0"})
     assert result.code == 0, result.stderr
     env = read_env(result.output / "compose.env")
-    assert env["WEB_ADDRESS"] == "0.0.0.0" and env["BIND_ADDRESS"] == "127.0.0.1"
-    # The links in alerts: https on the published port (0.0.0.0 is no address to open).
+    assert env["WEB_ADDRESS"] == env["EDGE_ADDRESS"] == "0.0.0.0" and env["BIND_ADDRESS"] == "127.0.0.1"
+    without = read_env(run_render(EVERYTHING, {"bind_address": "0.0.0.0"}).output / "compose.env")
+    assert without["WEB_ADDRESS"] == without["BIND_ADDRESS"] == "127.0.0.1"
+
+
+def test_without_the_edge_links_name_the_https_ports(run_render):
+    """The links in alerts: https on the published port."""
+    result = run_render(ON)
+    assert result.code == 0, result.stderr
+    env = read_env(result.output / "compose.env")
     assert env["PROMETHEUS_EXTERNAL_URL"] == "https://127.0.0.1:9090/"
     assert env["ALERTMANAGER_EXTERNAL_URL"] == "https://127.0.0.1:9093/"
